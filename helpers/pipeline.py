@@ -192,3 +192,48 @@ def make_splits(data, *, batch_size: int, seed: int = 0, augment: bool = True,
     if data.x_val.shape[0]:
         splits["validation"] = make_dataset(data.x_val, data.y_val, training=False, **common)
     return splits
+
+
+def augmentation_examples(images: np.ndarray, repeats: int = 3, seed: int = 0) -> np.ndarray:
+    """Augmented copies of ``images`` in 0..1 units, shape [repeats, N, 32, 32, 3].
+
+    Pads with zeros in pixel space (black), which is what the training
+    pipeline's zero padding in normalised space looks like up to the mean.
+
+    Used in: 00_data
+    """
+    batch = tf.constant(np.asarray(images, dtype=np.float32) / 255.0)
+    return np.stack([
+        random_crop_and_flip(batch, tf.constant([seed, index], tf.int64)).numpy()
+        for index in range(repeats)
+    ])
+
+
+def measure_throughput(data, *, batch_size: int = 128, num_batches: int = 200,
+                       repeats: int = 3, seed: int = 0) -> dict:
+    """Images per second the training pipeline delivers on its own.
+
+    Iterates ``num_batches`` augmented training batches ``repeats`` times
+    after one warm-up pass and reports the median rate.
+
+    Used in: 00_data, benchmarks/pipeline.py
+    """
+    import statistics
+    import time
+
+    from helpers.data import channel_stats
+
+    mean, std = channel_stats(data.x_train)
+    dataset = make_dataset(data.x_train, data.y_train, batch_size=batch_size, training=True,
+                           mean=mean, std=std, seed=seed, repeat=True)
+    iterator = iter(dataset)
+    for _ in range(min(20, num_batches)):
+        next(iterator)  # warm-up: graph tracing and autotuning
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(num_batches):
+            next(iterator)
+        rates.append(num_batches * batch_size / (time.perf_counter() - started))
+    return {"images_per_second": statistics.median(rates), "repeats": rates,
+            "batch_size": batch_size, "num_batches": num_batches}

@@ -142,3 +142,333 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names, per_class: 
         fig.suptitle(title)
     fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.18)
     return fig
+
+
+# ---------------------------------------------------------------------------
+# Figures of the series. Each takes run records (helpers.records.RunRecord)
+# and returns a Figure; notebooks pass it to save_figure.
+# ---------------------------------------------------------------------------
+
+def _label(record) -> str:
+    return record.config.label
+
+
+def _epochs(record) -> np.ndarray:
+    return np.asarray(record.history.get("epoch", []), dtype=float)
+
+
+def training_curves(records, metric: str = "accuracy", learning_rate_panel: bool = True,
+                    title: str | None = None):
+    """Training (solid) and validation (dashed) curves, the rate drawn under them.
+
+    Diverged runs end where they diverged, marked with a cross.
+
+    Used in: 01_vgg_gradients, 02_lr_schedules, 04_dropout, 05_cyclical_lr, 07_cifar100
+    """
+    rows = 2 if learning_rate_panel else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(7.5, 5.8 if rows == 2 else 4),
+                             sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1.3][:rows]})
+    axis = axes[0, 0]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, record in enumerate(records):
+        colour = colours[index % len(colours)]
+        epochs = _epochs(record)
+        if metric in record.history:
+            axis.plot(epochs, record.curve(metric), color=colour, lw=1.8,
+                      label=f"{_label(record)} (train)")
+        if f"val_{metric}" in record.history:
+            axis.plot(epochs, record.curve(f"val_{metric}"), color=colour, lw=1.8, ls="--",
+                      label=f"{_label(record)} (val)")
+        if record.status == "diverged" and record.diverged_epoch:
+            axis.plot([record.diverged_epoch], [axis.get_ylim()[0]], marker="x", color=colour,
+                      ms=10, mew=2, clip_on=False)
+        if learning_rate_panel and "learning_rate" in record.history:
+            axes[1, 0].plot(epochs, record.curve("learning_rate"), color=colour, lw=1.5)
+    axis.set_ylabel(metric.replace("_", " "))
+    if "loss" in metric:
+        axis.set_yscale("log")
+    axis.legend(fontsize=7, ncol=2, loc="best")
+    if title:
+        axis.set_title(title)
+    if learning_rate_panel:
+        axes[1, 0].set_ylabel("learning rate")
+        axes[1, 0].set_yscale("log")
+    axes[-1, 0].set_xlabel("epoch")
+    fig.tight_layout()
+    return fig
+
+
+def gradient_heatmap(record, title: str | None = None, max_layers: int = 60):
+    """Per-layer gradient L2 norms over epochs: layers by epochs, log colour scale.
+
+    Rows are weight layers from input (top) to output (bottom); column 0 is
+    the measurement before the first step.
+
+    Used in: 01_vgg_gradients
+    """
+    from matplotlib.colors import LogNorm
+
+    norms = record.diagnostics.get("gradient_norms", {})
+    if not norms:
+        raise ValueError(f"Run {record.run_id} recorded no gradient norms. Received: {list(record.diagnostics)}")
+    names = list(norms)[:max_layers]
+    matrix = np.array([[np.nan if v is None else v for v in norms[name]] for name in names], dtype=float)
+    matrix = np.where(matrix > 0, matrix, np.nan)
+    epochs = record.diagnostics.get("gradient_norm_epochs", list(range(matrix.shape[1])))
+    fig, axis = plt.subplots(figsize=(min(2 + 0.45 * matrix.shape[1], 9), 0.22 * len(names) + 1.6))
+    finite = matrix[np.isfinite(matrix)]
+    vmin = max(finite.min(), 1e-12) if finite.size else 1e-8
+    vmax = finite.max() if finite.size else 1.0
+    image = axis.imshow(matrix, aspect="auto", cmap="viridis",
+                        norm=LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10)))
+    axis.set_yticks(range(len(names)), names, fontsize=7)
+    axis.set_xticks(range(len(epochs)), [str(e) for e in epochs], fontsize=7)
+    axis.set_xlabel("epoch (0 = before training)")
+    fig.colorbar(image, ax=axis, label="gradient L2 norm (log)")
+    axis.set_title(title or _label(record))
+    fig.tight_layout()
+    return fig
+
+
+def first_step_gradients(records, title: str = "Gradient norm per layer before the first step"):
+    """Per-layer gradient norm at initialisation, input layer on the left.
+
+    Used in: 01_vgg_gradients
+    """
+    fig, axis = plt.subplots(figsize=(8, 4))
+    for record in records:
+        norms = record.diagnostics.get("gradient_norms", {})
+        values = [norms[name][0] if norms[name] and norms[name][0] else np.nan for name in norms]
+        axis.plot(range(len(values)), values, marker="o", ms=3, label=_label(record))
+    axis.set_yscale("log")
+    axis.set_xlabel("weight layer (input -> output)")
+    axis.set_ylabel("gradient L2 norm")
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def results_table(records, extra_columns: dict | None = None):
+    """A pandas DataFrame with one row per run: status, epochs, accuracies, time.
+
+    Used in: every notebook's Findings
+    """
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        row = {
+            "run": _label(record),
+            "status": record.status + (f" (epoch {record.diverged_epoch})" if record.diverged_epoch else ""),
+            "epochs": record.epochs_completed,
+            "best val acc": record.best("val_accuracy") if "val_accuracy" in record.history else np.nan,
+            "final val acc": record.final("val_accuracy") if "val_accuracy" in record.history and record.epochs_completed else np.nan,
+            "test acc": record.test_metric("accuracy"),
+        }
+        if "top5_accuracy" in record.test:
+            row["test top-5"] = record.test_metric("top5_accuracy")
+        row["params"] = record.parameter_count
+        row["s/epoch"] = (float(np.nanmean(record.curve("epoch_seconds")))
+                          if "epoch_seconds" in record.history and record.epochs_completed else np.nan)
+        for column, function in (extra_columns or {}).items():
+            row[column] = function(record)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table
+
+
+def metric_against(records, x_values, x_label: str, metric: str = "val_accuracy",
+                   groups=None, title: str | None = None, log_x: bool = False):
+    """Best ``metric`` of each run against a property (depth, parameters, time).
+
+    ``groups`` (one label per record) draws one line per group.
+
+    Used in: 03_resnet_depth, 06_sparse_gates
+    """
+    fig, axis = plt.subplots(figsize=(6, 4))
+    groups = list(groups) if groups is not None else ["runs"] * len(records)
+    for group in dict.fromkeys(groups):
+        members = [(x, r) for x, r, g in zip(x_values, records, groups) if g == group]
+        members.sort(key=lambda pair: pair[0])
+        xs = [x for x, _ in members]
+        ys = [r.best(metric) if metric in r.history else r.test_metric(metric) for _, r in members]
+        axis.plot(xs, ys, marker="o", label=group)
+    if log_x:
+        axis.set_xscale("log")
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(f"best {metric.replace('_', ' ')}")
+    if len(set(groups)) > 1:
+        axis.legend()
+    if title:
+        axis.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def generalisation_gap(records, title: str = "Generalisation gap (train - validation accuracy)"):
+    """Training minus validation accuracy per epoch, one line per run.
+
+    Used in: 04_dropout
+    """
+    fig, axis = plt.subplots(figsize=(7, 4))
+    for record in records:
+        gap = np.asarray(record.curve("accuracy")) - np.asarray(record.curve("val_accuracy"))
+        axis.plot(_epochs(record), gap, label=_label(record))
+    axis.axhline(0, color="grey", lw=0.8)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("train - val accuracy")
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lr_range_test(result, chosen_base: float | None = None, chosen_max: float | None = None):
+    """Smoothed loss against the learning rate (log x), chosen bounds marked.
+
+    Used in: 05_cyclical_lr
+    """
+    fig, axis = plt.subplots(figsize=(6.5, 4))
+    axis.plot(result.learning_rates, result.losses, color="0.75", lw=1, label="loss")
+    axis.plot(result.learning_rates, result.smoothed_losses, lw=2, label="smoothed loss")
+    axis.set_xscale("log")
+    for value, name, style in ((chosen_base, "base LR", ":"), (chosen_max, "max LR", "--")):
+        if value:
+            axis.axvline(value, color="C3", ls=style, label=f"{name} = {value:.3g}")
+    finite = np.asarray(result.smoothed_losses, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        axis.set_ylim(finite.min() * 0.9, min(finite.max(), finite[0] * 2.5) * 1.05)
+    axis.set_xlabel("learning rate (log)")
+    axis.set_ylabel("training loss")
+    axis.set_title("LR range test")
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def discarded_blocks(records, title: str = "Blocks discarded by the gates"):
+    """Number of gated-off residual blocks per epoch, one line per epsilon.
+
+    Used in: 06_sparse_gates
+    """
+    fig, axis = plt.subplots(figsize=(6.5, 4))
+    for record in records:
+        counts = record.diagnostics.get("discarded_blocks")
+        if counts:
+            epochs = record.diagnostics.get("gradient_norm_epochs") or list(range(len(counts)))
+            epochs = list(epochs)[-len(counts):] if len(epochs) >= len(counts) else list(range(len(counts)))
+            axis.plot(epochs, counts, marker="o", label=_label(record))
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("discarded blocks")
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gate_map(record, title: str | None = None):
+    """Each block's gate (1 open, 0 discarded) over epochs.
+
+    Used in: 06_sparse_gates
+    """
+    gates = record.diagnostics.get("gates", {})
+    if not gates:
+        raise ValueError(f"Run {record.run_id} recorded no gates. Received: {list(record.diagnostics)}")
+    names = list(gates)
+    matrix = np.array([[np.nan if v is None else v for v in gates[n]] for n in names], dtype=float)
+    fig, axis = plt.subplots(figsize=(min(2 + 0.45 * matrix.shape[1], 9), 0.25 * len(names) + 1.5))
+    axis.imshow(matrix, aspect="auto", cmap="Greys", vmin=0, vmax=1)
+    axis.set_yticks(range(len(names)), names, fontsize=7)
+    axis.set_xlabel("epoch (0 = before training)")
+    axis.set_title(title or f"Gates of {_label(record)} (black = open)")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmap(matrix: np.ndarray, class_names, title: str, normalise: bool = True):
+    """A confusion matrix as a heatmap, rows = true class, normalised per row.
+
+    Used in: 07_cifar100
+    """
+    import seaborn as sns
+
+    matrix = np.asarray(matrix, dtype=float)
+    if normalise:
+        matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = 3 + 0.35 * len(class_names)
+    fig, axis = plt.subplots(figsize=(size, size * 0.85))
+    sns.heatmap(matrix, ax=axis, cmap="rocket_r", vmin=0, vmax=1 if normalise else None,
+                xticklabels=class_names, yticklabels=class_names, square=True,
+                cbar_kws={"label": "fraction of true class" if normalise else "count"})
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    axis.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_preview(images: np.ndarray, augmented: np.ndarray, title: str = "Pad-4 crop and flip"):
+    """Originals (top row) and augmented versions (rows below).
+
+    ``augmented`` has shape [repeats, N, 32, 32, 3] in 0..1 or uint8.
+
+    Used in: 00_data
+    """
+    repeats, count = augmented.shape[:2]
+    fig, axes = plt.subplots(repeats + 1, count, figsize=(count * 1.0, (repeats + 1) * 1.05))
+    for column in range(count):
+        axes[0, column].imshow(images[column])
+        for row in range(repeats):
+            axes[row + 1, column].imshow(np.clip(augmented[row, column], 0, 1)
+                                         if augmented.dtype != np.uint8 else augmented[row, column])
+    for axis in axes.ravel():
+        axis.axis("off")
+    axes[0, 0].set_title("original", fontsize=8, loc="left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def class_balance(data):
+    """Images per class in the training, validation and test splits.
+
+    Used in: 00_data
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    rows = []
+    for split, labels in (("train", data.y_train), ("validation", data.y_val), ("test", data.y_test)):
+        counts = np.bincount(labels, minlength=data.num_classes)
+        rows += [{"split": split, "class": data.class_names[i], "images": int(c)} for i, c in enumerate(counts)]
+    frame = pd.DataFrame(rows)
+    fig, axis = plt.subplots(figsize=(min(3 + 0.5 * data.num_classes, 12), 3.8))
+    sns.barplot(frame, x="class", y="images", hue="split", ax=axis)
+    axis.tick_params(axis="x", rotation=45 if data.num_classes <= 20 else 90, labelsize=8)
+    axis.set_title(f"{data.name}: images per class")
+    fig.tight_layout()
+    return fig
+
+
+def channel_histograms(images: np.ndarray, title: str = "Pixel values per channel (training split)"):
+    """Histograms of R, G and B pixel values, with the means marked.
+
+    Used in: 00_data
+    """
+    fig, axis = plt.subplots(figsize=(6.5, 3.6))
+    sample = images[: min(len(images), 5000)]
+    for channel, colour in enumerate(("tab:red", "tab:green", "tab:blue")):
+        values = sample[..., channel].ravel()
+        axis.hist(values, bins=64, range=(0, 255), histtype="step", color=colour, lw=1.5,
+                  density=True, label="RGB"[channel])
+        axis.axvline(values.mean(), color=colour, ls="--", lw=1)
+    axis.set_xlabel("pixel value")
+    axis.set_ylabel("density")
+    axis.set_title(title)
+    axis.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,138 @@
+"""The three run profiles, defined in this one place.
+
+* ``smoke``: CI. Every notebook in minutes on a tiny subset. It proves the
+  plumbing (data, engine, records, figures, report); its numbers mean nothing.
+* ``quick``: a two-core CPU. Real data at reduced scale (a few thousand
+  training images, a handful of epochs, nets at a quarter of their width
+  where they are expensive), the whole series in about an hour. Large
+  effects show (a collapse to chance, residual beating plain at depth, the
+  stem's cost); small ones (a point of accuracy between schedules) do not,
+  and the notebooks say so.
+* ``full``: a GPU. The published recipes: all 45,000 training images,
+  160-200 epochs, full widths and several seeds.
+
+A notebook reads every size, epoch count, width and seed from here, so a
+profile changes the scale of an experiment and never its design.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Scale settings for one profile.
+
+    Attributes:
+        name: "smoke", "quick" or "full".
+        train_size: Training images (a stratified subset); None = all 45,000.
+        validation_size: Images held out for every model-selection decision.
+        batch_size: Global batch (images per optimiser step).
+        seeds: Seeds repeated for each arm of a comparison.
+        width: Width multiplier for the expensive nets (VGG, ResNet-18/50).
+        epochs: Epoch budget per notebook, keyed by notebook number.
+        depths: CIFAR ResNet depths swept in 03_resnet_depth.
+        degradation_depths: (shallow, deep) depths for plain vs residual.
+        epsilon_depth: Depth of the epsilon-ResNet in 06_sparse_gates.
+        epsilons: Gate thresholds swept in 06_sparse_gates.
+        cifar100_models: Models compared in 07_cifar100.
+        lr_find_iterations: Steps of the LR range test.
+        description: One line for report stamps.
+    """
+
+    name: str
+    train_size: int | None
+    validation_size: int
+    batch_size: int
+    seeds: tuple[int, ...]
+    width: float
+    epochs: dict[str, int]
+    depths: tuple[int, ...]
+    degradation_depths: tuple[int, int]
+    epsilon_depth: int
+    epsilons: tuple[float, ...]
+    cifar100_models: tuple[str, ...]
+    lr_find_iterations: int
+    description: str
+
+    def epochs_for(self, notebook: str) -> int:
+        """Epoch budget for a notebook ("01" or "01_vgg_gradients")."""
+        key = notebook[:2]
+        if key not in self.epochs:
+            raise ValueError(
+                f"Profile {self.name!r} has no epoch budget for notebook {notebook!r}; "
+                f"known: {sorted(self.epochs)}. Received: {notebook!r}"
+            )
+        return self.epochs[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        train_size=400,
+        validation_size=200,
+        batch_size=64,
+        seeds=(0,),
+        width=0.125,
+        epochs={"01": 2, "02": 2, "03": 1, "04": 2, "05": 2, "06": 2, "07": 2},
+        depths=(8, 14),
+        degradation_depths=(8, 14),
+        epsilon_depth=14,
+        epsilons=(0.0, 1.0),
+        cifar100_models=("resnet18", "resnet20"),
+        lr_find_iterations=20,
+        description="smoke test: tiny subsets, numbers are meaningless",
+    ),
+    "quick": Profile(
+        name="quick",
+        train_size=5000,
+        validation_size=2000,
+        batch_size=128,
+        seeds=(0,),
+        width=0.25,
+        epochs={"01": 8, "02": 10, "03": 6, "04": 10, "05": 10, "06": 10, "07": 8},
+        depths=(20, 32, 44, 56),
+        degradation_depths=(20, 56),
+        epsilon_depth=56,
+        epsilons=(0.0, 0.5, 1.5),
+        cifar100_models=("resnet18", "resnet20", "resnet56"),
+        lr_find_iterations=80,
+        description="quick: real data at reduced scale on a CPU (5,000 training images, "
+                    "quarter-width VGG/ResNet-18/50, under 10 epochs)",
+    ),
+    "full": Profile(
+        name="full",
+        train_size=None,
+        validation_size=5000,
+        batch_size=128,
+        seeds=(0, 1, 2),
+        width=1.0,
+        epochs={"01": 60, "02": 160, "03": 182, "04": 200, "05": 160, "06": 160, "07": 200},
+        depths=(20, 32, 44, 56, 110),
+        degradation_depths=(20, 56),
+        epsilon_depth=110,
+        epsilons=(0.0, 1.0, 1.5, 2.0, 2.5),
+        cifar100_models=("resnet18", "resnet50", "resnet110"),
+        lr_find_iterations=300,
+        description="full: the published recipes on a GPU (45,000 training images, "
+                    "full width, 160-200 epochs, 3 seeds)",
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Returns the named profile.
+
+    Raises:
+        ValueError: for an unknown name.
+
+    Used in: every notebook's parameters cell.
+    """
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile; expected one of {sorted(PROFILES)}. Received: {name!r}")
+    return PROFILES[name]

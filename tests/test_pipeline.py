@@ -1,0 +1,110 @@
+"""helpers.pipeline: normalisation, augmentation, shuffling and determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers.data import channel_stats
+from helpers.pipeline import make_dataset, random_crop_and_flip
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 300)
+    return images, labels
+
+
+def _collect(dataset):
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_evaluation_pipeline_normalises_and_keeps_order(arrays):
+    images, labels = arrays
+    mean, std = channel_stats(images)
+    x, y = _collect(make_dataset(images, labels, batch_size=64, training=False, mean=mean, std=std))
+    assert x.dtype == np.float32 and x.shape == images.shape
+    np.testing.assert_array_equal(y, labels)  # order kept, nothing dropped
+    expected = (images / 255.0 - mean) / std
+    np.testing.assert_allclose(x, expected, atol=1e-5)
+    np.testing.assert_allclose(x.reshape(-1, 3).mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(x.reshape(-1, 3).std(0), 1, atol=1e-3)
+
+
+def test_training_pipeline_shuffles_each_epoch_and_is_seeded(arrays):
+    images, labels = arrays
+    mean, std = channel_stats(images)
+    kwargs = dict(batch_size=50, training=True, mean=mean, std=std, augment=False, deterministic=True)
+    dataset = make_dataset(images, labels, seed=1, **kwargs)
+    _, epoch1 = _collect(dataset)
+    _, epoch2 = _collect(dataset)
+    assert sorted(epoch1.tolist()) == sorted(labels.tolist())  # a permutation
+    assert not np.array_equal(epoch1, epoch2)  # reshuffled each epoch
+    _, again = _collect(make_dataset(images, labels, seed=1, **kwargs))
+    np.testing.assert_array_equal(epoch1, again)  # same seed, same order
+    _, other = _collect(make_dataset(images, labels, seed=2, **kwargs))
+    assert not np.array_equal(epoch1, other)
+
+
+def test_augmentation_is_a_crop_of_the_padded_image_or_its_mirror():
+    image = np.arange(32 * 32 * 3, dtype=np.float32).reshape(1, 32, 32, 3)
+    batch = np.repeat(image, 64, axis=0)
+    out = random_crop_and_flip(tf.constant(batch), tf.constant([3, 4], tf.int64)).numpy()
+    padded = np.pad(image[0], ((4, 4), (4, 4), (0, 0)))
+    candidates = []
+    for dy in range(9):
+        for dx in range(9):
+            crop = padded[dy:dy + 32, dx:dx + 32]
+            candidates += [crop, crop[:, ::-1]]
+    for augmented in out:
+        assert any(np.array_equal(augmented, c) for c in candidates)
+    # With 64 draws, crops and flips must vary.
+    assert len({a.tobytes() for a in out}) > 10
+    flipped = sum(any(np.array_equal(a, padded[dy:dy + 32, dx:dx + 32][:, ::-1])
+                      for dy in range(9) for dx in range(9)) for a in out)
+    assert 10 < flipped < 54
+
+
+def test_augmented_pipeline_is_deterministic_per_seed_and_varies_by_epoch(arrays):
+    images, labels = arrays
+    mean, std = channel_stats(images)
+    kwargs = dict(batch_size=100, training=True, mean=mean, std=std, deterministic=True)
+    first = make_dataset(images, labels, seed=5, **kwargs)
+    x1, _ = _collect(first)
+    x1_epoch2, _ = _collect(first)
+    x2, _ = _collect(make_dataset(images, labels, seed=5, **kwargs))
+    np.testing.assert_array_equal(x1, x2)
+    assert not np.array_equal(x1, x1_epoch2)
+
+
+def test_label_transform_and_repeat(arrays):
+    images, labels = arrays
+    mean, std = channel_stats(images)
+    dataset = make_dataset(images, labels, batch_size=128, training=True, mean=mean, std=std,
+                           repeat=True, drop_remainder=True,
+                           label_transform=lambda y: {"logits": y, "side_logits": y})
+    batches = list(dataset.take(5))  # 5 x 128 > 300 only because it repeats
+    assert all(x.shape[0] == 128 for x, _ in batches)
+    assert set(batches[0][1]) == {"logits", "side_logits"}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(images=np.zeros((4, 28, 28, 3), np.uint8)), "shape"),
+    (dict(images=np.zeros((4, 32, 32, 3), np.float32)), "uint8"),
+    (dict(labels=np.zeros(3)), "one entry per image"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(std=[1.0, 0.0, 1.0]), "std must be positive"),
+    (dict(mean=[0.5, 0.5]), "one value per RGB channel"),
+])
+def test_bad_input(kwargs, message):
+    arguments = dict(images=np.zeros((4, 32, 32, 3), np.uint8), labels=np.zeros(4),
+                     batch_size=2, training=True, mean=[0.5] * 3, std=[0.25] * 3)
+    arguments.update(kwargs)
+    images = arguments.pop("images")
+    labels = arguments.pop("labels")
+    with pytest.raises(ValueError, match=message):
+        make_dataset(images, labels, **arguments)

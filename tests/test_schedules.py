@@ -1,0 +1,613 @@
+"""Tests for helpers.schedules: values at hand-computed steps, serialisation,
+the momentum-scheduled SGD, the plateau callback and the LR range test."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from helpers import schedules  # noqa: E402
+from helpers.schedules import learning_rate_at  # noqa: E402
+
+
+def values_at(schedule, steps):
+    return [learning_rate_at(schedule, step) for step in steps]
+
+
+def approx(expected):
+    return pytest.approx(expected, rel=1e-5, abs=1e-9)
+
+
+# --------------------------------------------------------------------------
+# Schedule values
+
+
+def test_constant_learning_rate():
+    schedule = schedules.ConstantLearningRate(0.05)
+    assert values_at(schedule, [0, 1, 10_000]) == approx([0.05, 0.05, 0.05])
+
+
+def test_step_decay_by_epoch():
+    schedule = schedules.step_decay(0.1, boundary_epochs=[2, 3], steps_per_epoch=10)
+    assert schedule.boundaries == [20, 30]
+    steps = [0, 19, 20, 29, 30, 1000]
+    assert values_at(schedule, steps) == approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_step_decay_explicit_values():
+    schedule = schedules.step_decay(
+        0.1, boundary_steps=[5, 8], values=[0.1, 0.02, 0.004]
+    )
+    assert values_at(schedule, [4, 5, 7, 8]) == approx([0.1, 0.02, 0.02, 0.004])
+
+
+def test_he_et_al_boundaries_at_32k_and_48k():
+    schedule = schedules.he_et_al_step_decay()
+    steps = [0, 31_999, 32_000, 47_999, 48_000, 63_999]
+    assert values_at(schedule, steps) == approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_resnet110_warmup_at_one_hundredth():
+    schedule = schedules.he_et_al_step_decay(warmup_steps=400)
+    steps = [0, 399, 400, 31_999, 32_000]
+    assert values_at(schedule, steps) == approx([0.01, 0.01, 0.1, 0.1, 0.01])
+    custom = schedules.step_decay(
+        0.1, boundary_steps=[100], warmup_steps=10, warmup_learning_rate=0.02
+    )
+    assert values_at(custom, [9, 10, 100]) == approx([0.02, 0.1, 0.01])
+
+
+def test_cosine_with_warmup_endpoints_and_midpoints():
+    schedule = schedules.WarmupCosineDecay(
+        0.1, total_steps=110, warmup_steps=10, min_learning_rate=0.001
+    )
+    quarter = 0.001 + 0.099 * 0.5 * (1 + math.cos(math.pi / 4))
+    steps = [0, 5, 10, 35, 60, 110, 500]
+    expected = [0.0, 0.05, 0.1, quarter, 0.0505, 0.001, 0.001]
+    assert values_at(schedule, steps) == approx(expected)
+
+
+def test_cosine_without_warmup_starts_at_peak():
+    schedule = schedules.WarmupCosineDecay(0.2, total_steps=100)
+    assert values_at(schedule, [0, 50, 100]) == approx([0.2, 0.1, 0.0])
+
+
+def reference_clr(step, base, maximum, step_size, mode, gamma):
+    """bckenstler/CLR's clr(), transcribed (numpy, one step)."""
+    cycle = np.floor(1 + step / (2 * step_size))
+    x = np.abs(step / step_size - 2 * cycle + 1)
+    if mode == "triangular":
+        scale = 1.0
+    elif mode == "triangular2":
+        scale = 1 / (2.0 ** (cycle - 1))
+    else:
+        scale = gamma**step
+    return base + (maximum - base) * np.maximum(0, 1 - x) * scale
+
+
+def test_clr_triangular_hand_values():
+    # The paper's example: base 0.001, max 0.006, step size 2000.
+    schedule = schedules.CyclicalLearningRate(0.001, 0.006, step_size=2000)
+    steps = [0, 1000, 2000, 3000, 4000, 6000, 8000]
+    expected = [0.001, 0.0035, 0.006, 0.0035, 0.001, 0.006, 0.001]
+    assert values_at(schedule, steps) == approx(expected)
+
+
+def test_clr_triangular2_halves_the_amplitude_each_cycle():
+    schedule = schedules.CyclicalLearningRate(0.001, 0.006, 2000, mode="triangular2")
+    steps = [2000, 5000, 6000, 10_000]
+    expected = [0.006, 0.001 + 0.005 * 0.5 * 0.5, 0.0035, 0.001 + 0.005 * 0.25]
+    assert values_at(schedule, steps) == approx(expected)
+
+
+def test_clr_exp_range_hand_values():
+    schedule = schedules.CyclicalLearningRate(
+        0.001, 0.006, 2000, mode="exp_range", gamma=0.9999
+    )
+    steps = [0, 1000, 2000, 6000]
+    expected = [
+        0.001,
+        0.001 + 0.005 * 0.5 * 0.9999**1000,
+        0.001 + 0.005 * 0.9999**2000,
+        0.001 + 0.005 * 0.9999**6000,
+    ]
+    assert values_at(schedule, steps) == approx(expected)
+
+
+@pytest.mark.parametrize("mode", schedules.CLR_MODES)
+def test_clr_matches_reference_formula(mode):
+    schedule = schedules.CyclicalLearningRate(0.01, 0.1, step_size=7, mode=mode, gamma=0.99)
+    steps = list(range(0, 60, 3))
+    expected = [reference_clr(s, 0.01, 0.1, 7, mode, 0.99) for s in steps]
+    assert values_at(schedule, steps) == approx(expected)
+
+
+def test_one_cycle_endpoints_and_peak():
+    schedule = schedules.OneCycleLearningRate(0.1, total_steps=1000)
+    assert schedule.phase_steps == (300, 600, 999)
+    initial, final = 0.1 / 25, 0.1 / 25 / 1e4
+    steps = [0, 150, 300, 450, 600, 800, 999, 5000]
+    expected = [
+        initial,
+        (initial + 0.1) / 2,
+        0.1,
+        (initial + 0.1) / 2,
+        initial,
+        initial - (initial - final) * 200 / 399,
+        final,
+        final,
+    ]
+    assert values_at(schedule, steps) == approx(expected)
+    rates = values_at(schedule, range(1000))
+    assert int(np.argmax(rates)) == 300
+    assert max(rates) == approx(0.1)
+
+
+def test_one_cycle_momentum_is_inverse():
+    momentum = schedules.OneCycleMomentum(total_steps=1000)
+    steps = [0, 150, 300, 450, 600, 800, 999]
+    assert values_at(momentum, steps) == approx([0.95, 0.9, 0.85, 0.9, 0.95, 0.95, 0.95])
+
+
+def test_exponential_ramp_is_geometric():
+    ramp = schedules.ExponentialRamp(1e-4, 1.0, num_steps=5)
+    assert values_at(ramp, range(5)) == approx([1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+
+
+# --------------------------------------------------------------------------
+# Serialisation
+
+
+ALL_SCHEDULES = [
+    schedules.ConstantLearningRate(0.05),
+    schedules.he_et_al_step_decay(warmup_steps=400),
+    schedules.WarmupCosineDecay(0.1, 1000, warmup_steps=50, min_learning_rate=1e-4),
+    schedules.CyclicalLearningRate(0.01, 0.1, 100, mode="exp_range", gamma=0.999),
+    schedules.OneCycleLearningRate(0.2, 1000, pct_start=0.25),
+    schedules.OneCycleMomentum(1000, pct_start=0.25),
+    schedules.ExponentialRamp(1e-5, 10.0, 100),
+]
+
+
+@pytest.mark.parametrize("schedule", ALL_SCHEDULES, ids=lambda s: type(s).__name__)
+def test_serialization_round_trip(schedule):
+    serialized = keras.saving.serialize_keras_object(schedule)
+    assert serialized["registered_name"] == f"cifar_lab>{type(schedule).__name__}"
+    restored = keras.saving.deserialize_keras_object(json.loads(json.dumps(serialized)))
+    assert type(restored) is type(schedule)
+    assert restored.get_config() == schedule.get_config()
+    steps = [0, 1, 99, 250, 400, 999, 32_000, 50_000]
+    assert values_at(restored, steps) == values_at(schedule, steps)
+    via_schedules = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule)
+    )
+    assert values_at(via_schedules, steps) == values_at(schedule, steps)
+
+
+# --------------------------------------------------------------------------
+# Bad input
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: schedules.ConstantLearningRate(-1.0),
+        lambda: schedules.StepDecay([10, 5], [0.1, 0.01, 0.001]),
+        lambda: schedules.StepDecay([10], [0.1]),
+        lambda: schedules.step_decay(0.1, boundary_epochs=[2]),
+        lambda: schedules.step_decay(0.1, boundary_epochs=[2], boundary_steps=[20]),
+        lambda: schedules.step_decay(0.1, boundary_steps=[20], factor=1.5),
+        lambda: schedules.WarmupCosineDecay(0.1, total_steps=10, warmup_steps=10),
+        lambda: schedules.CyclicalLearningRate(0.1, 0.01, 100),
+        lambda: schedules.CyclicalLearningRate(0.01, 0.1, 100, mode="sawtooth"),
+        lambda: schedules.CyclicalLearningRate(0.01, 0.1, 0),
+        lambda: schedules.OneCycleLearningRate(0.1, 100, pct_start=0.7),
+        lambda: schedules.OneCycleMomentum(100, max_momentum=0.8, min_momentum=0.9),
+        lambda: schedules.ExponentialRamp(1.0, 0.1, 10),
+        lambda: schedules.ScheduledMomentumSGD(momentum="high"),
+        lambda: schedules.ScheduledMomentumSGD(momentum=1.5),
+        lambda: schedules.make_plateau_callback(factor=2.0),
+        lambda: learning_rate_at("0.1", 0),
+    ],
+)
+def test_bad_input_raises_value_error_with_received(build):
+    with pytest.raises(ValueError, match=r"Received: .+"):
+        build()
+
+
+def test_make_schedule_rejects_unknown_name_and_option():
+    with pytest.raises(ValueError, match=r"Received: name='bogus'$"):
+        schedules.make_schedule("bogus", learning_rate=0.1, steps_per_epoch=10, num_epochs=5)
+    with pytest.raises(ValueError, match=r"Received: patience=3$"):
+        schedules.make_schedule(
+            "cosine", learning_rate=0.1, steps_per_epoch=10, num_epochs=5, patience=3
+        )
+    with pytest.raises(ValueError, match=r"Received: steps_per_epoch=0$"):
+        schedules.make_schedule("constant", learning_rate=0.1, steps_per_epoch=0, num_epochs=5)
+
+
+# --------------------------------------------------------------------------
+# Factory
+
+
+def make(name, **options):
+    return schedules.make_schedule(
+        name, learning_rate=0.1, steps_per_epoch=10, num_epochs=8, **options
+    )
+
+
+def test_make_schedule_constant_and_plateau_use_a_float():
+    constant = make("constant")
+    assert constant.learning_rate == 0.1 and constant.momentum is None
+    assert constant.callbacks == []
+    plateau = make("plateau")
+    assert plateau.learning_rate == 0.1
+    (callback,) = plateau.callbacks
+    assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
+    assert (callback.factor, callback.patience, callback.monitor) == (0.1, 10, "val_loss")
+    assert callback.min_lr == pytest.approx(1e-4)
+
+
+def test_make_schedule_step_defaults_at_half_and_three_quarters():
+    schedule = make("step")
+    assert schedule.options["boundary_epochs"] == [4, 6]
+    assert values_at(schedule, [39, 40, 60]) == approx([0.1, 0.01, 0.001])
+    he = schedules.make_schedule(
+        "step",
+        learning_rate=0.1,
+        steps_per_epoch=391,
+        num_epochs=164,
+        boundary_steps=[32_000, 48_000],
+        warmup_steps=400,
+    )
+    assert values_at(he, [0, 400, 32_000, 48_000]) == approx([0.01, 0.1, 0.01, 0.001])
+
+
+def test_make_schedule_cosine_default_warmup():
+    # min(one epoch = 10, 5% of 80 = 4) updates.
+    schedule = make("cosine")
+    assert schedule.options["warmup_steps"] == 4
+    assert values_at(schedule, [0, 2, 4, 80]) == approx([0.0, 0.05, 0.1, 0.0])
+    long_run = schedules.make_schedule(
+        "cosine", learning_rate=0.1, steps_per_epoch=10, num_epochs=100
+    )
+    assert long_run.options["warmup_steps"] == 10
+
+
+def test_make_schedule_clr_defaults():
+    # 16 epochs: two cycles with a half cycle of exactly 4 epochs.
+    schedule = schedules.make_schedule(
+        "clr", learning_rate=0.1, steps_per_epoch=10, num_epochs=16
+    )
+    assert schedule.options["step_size"] == 40
+    assert schedule.options["base_learning_rate"] == pytest.approx(0.025)
+    assert values_at(schedule, [0, 40, 80, 120, 160]) == approx([0.025, 0.1, 0.025, 0.1, 0.025])
+    # 10 epochs: one whole cycle, so training still ends at the base rate.
+    ten = schedules.make_schedule("clr", learning_rate=0.1, steps_per_epoch=10, num_epochs=10)
+    assert ten.options["step_size"] == 50
+    exp_range = make("clr", mode="exp_range")
+    assert exp_range.options["gamma"] ** 80 == pytest.approx(0.1)
+
+
+def test_make_schedule_onecycle_has_momentum_schedule():
+    schedule = make("onecycle")
+    assert isinstance(schedule.learning_rate, schedules.OneCycleLearningRate)
+    assert isinstance(schedule.momentum, schedules.OneCycleMomentum)
+    assert learning_rate_at(schedule, 24) == approx(0.1)  # round(0.3 * 80)
+    assert learning_rate_at(schedule.momentum, 24) == approx(0.85)
+    assert make("onecycle", cycle_momentum=False).momentum is None
+    description = schedule.describe()
+    assert description.startswith("onecycle schedule over 8 epochs x 10 steps")
+    assert "pct_start=0.3" in description and "div_factor=25" in description
+    json.dumps(schedule.options)
+
+
+# --------------------------------------------------------------------------
+# ScheduledMomentumSGD
+
+
+def run_sgd(optimizer, gradient, num_steps, initial=(1.0, -2.0)):
+    variable = keras.Variable(np.array(initial, dtype="float32"))
+    for _ in range(num_steps):
+        optimizer.apply([keras.ops.convert_to_tensor(gradient)], [variable])
+    return keras.ops.convert_to_numpy(variable)
+
+
+def manual_sgd(momenta, learning_rate, gradient, nesterov=False, initial=(1.0, -2.0)):
+    weights = np.array(initial, dtype=np.float64)
+    velocity = np.zeros_like(weights)
+    for momentum in momenta:
+        velocity = momentum * velocity - learning_rate * gradient
+        if nesterov:
+            weights = weights + momentum * velocity - learning_rate * gradient
+        else:
+            weights = weights + velocity
+    return weights
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_schedule_changes_the_update(nesterov):
+    gradient = np.array([0.5, 1.0], dtype="float32")
+    # Peak at step 3: momentum 0.95, 0.91667, 0.88333 for steps 0, 1, 2.
+    momentum = schedules.OneCycleMomentum(total_steps=10, pct_start=0.3)
+    optimizer = schedules.ScheduledMomentumSGD(0.1, momentum=momentum, nesterov=nesterov)
+    result = run_sgd(optimizer, gradient, 3)
+    momenta = [0.95, 0.95 - 0.1 / 3, 0.95 - 0.2 / 3]
+    assert optimizer.momentum_at(0) == approx(0.95)
+    assert optimizer.momentum_at() == approx(0.85)  # the next update, step 3
+    np.testing.assert_allclose(
+        result, manual_sgd(momenta, 0.1, gradient, nesterov), rtol=1e-6
+    )
+    fixed = run_sgd(keras.optimizers.SGD(0.1, momentum=0.95, nesterov=nesterov), gradient, 3)
+    assert not np.allclose(result, fixed, rtol=1e-4)
+
+
+def test_float_momentum_matches_keras_sgd():
+    gradient = np.array([0.3, -0.7], dtype="float32")
+    ours = run_sgd(schedules.ScheduledMomentumSGD(0.05, momentum=0.9, nesterov=True), gradient, 4)
+    theirs = run_sgd(keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), gradient, 4)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    plain = run_sgd(schedules.ScheduledMomentumSGD(0.05), gradient, 2)
+    np.testing.assert_allclose(plain, np.array([1.0, -2.0]) - 2 * 0.05 * gradient, rtol=1e-6)
+
+
+def linear_model(initial_kernel):
+    model = keras.Sequential(
+        [
+            keras.Input((2,)),
+            keras.layers.Dense(
+                1,
+                use_bias=False,
+                kernel_initializer=keras.initializers.Constant(np.array(initial_kernel)),
+            ),
+        ]
+    )
+    return model
+
+
+def test_momentum_schedule_inside_a_compiled_train_step():
+    x = np.array([[1.0, 2.0], [-1.0, 0.5], [0.5, -1.5], [2.0, 1.0]], dtype="float32")
+    y = np.array([[1.0], [0.0], [-1.0], [2.0]], dtype="float32")
+    # Momentum 0.9, 0.5, 0.1 at steps 0, 1, 2: far apart so a frozen value shows.
+    momentum = schedules.StepDecay([1, 2], [0.9, 0.5, 0.1])
+    model = linear_model([[0.3], [-0.2]])
+    model.compile(
+        optimizer=schedules.ScheduledMomentumSGD(0.05, momentum=momentum), loss="mse"
+    )
+    for _ in range(3):
+        model.train_on_batch(x, y)
+
+    weights = np.array([[0.3], [-0.2]])
+    velocity = np.zeros_like(weights)
+    for momentum_value in (0.9, 0.5, 0.1):
+        gradient = 2.0 / len(x) * x.T @ (x @ weights - y)
+        velocity = momentum_value * velocity - 0.05 * gradient
+        weights = weights + velocity
+    np.testing.assert_allclose(model.get_weights()[0], weights, rtol=1e-5)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 3
+
+
+def test_scheduled_sgd_config_and_saved_model_round_trip(tmp_path):
+    momentum = schedules.OneCycleMomentum(500, pct_start=0.2)
+    optimizer = schedules.ScheduledMomentumSGD(
+        schedules.OneCycleLearningRate(0.3, 500, pct_start=0.2),
+        momentum=momentum,
+        nesterov=True,
+        weight_decay=1e-4,
+    )
+    config = json.loads(json.dumps(optimizer.get_config()))
+    restored = schedules.ScheduledMomentumSGD.from_config(config)
+    assert restored.nesterov and restored.weight_decay == pytest.approx(1e-4)
+    assert restored.momentum.get_config() == momentum.get_config()
+    assert restored.momentum_at(100) == approx(0.85)
+
+    model = linear_model([[0.1], [0.2]])
+    model.compile(optimizer=optimizer, loss="mse")
+    model.train_on_batch(np.ones((2, 2), "float32"), np.zeros((2, 1), "float32"))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.optimizer, schedules.ScheduledMomentumSGD)
+    assert isinstance(loaded.optimizer.momentum, schedules.OneCycleMomentum)
+    assert loaded.optimizer.momentum_at(50) == optimizer.momentum_at(50)
+    np.testing.assert_allclose(loaded.get_weights()[0], model.get_weights()[0])
+
+
+# --------------------------------------------------------------------------
+# Plateau callback
+
+
+def test_plateau_reduces_after_patience_and_the_step_uses_it():
+    model = linear_model([[1.0], [1.0]])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    callback = schedules.make_plateau_callback(factor=0.1, patience=10)
+    callback.set_model(model)
+    callback.on_train_begin()
+
+    def current_rate():
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+    callback.on_epoch_end(0, {"val_loss": 1.0})  # sets the best
+    for epoch in range(1, 10):
+        callback.on_epoch_end(epoch, {"val_loss": 1.0})
+        assert current_rate() == approx(0.1), epoch
+    callback.on_epoch_end(10, {"val_loss": 1.0})  # the 10th epoch without improvement
+    assert current_rate() == approx(0.01)
+    # An improvement resets the count: 9 more stalled epochs change nothing.
+    callback.on_epoch_end(11, {"val_loss": 0.5})
+    for epoch in range(12, 21):
+        callback.on_epoch_end(epoch, {"val_loss": 0.5})
+    assert current_rate() == approx(0.01)
+
+    # The compiled step reads the reduced rate: w <- w - 0.01 * grad.
+    x = np.array([[1.0, 2.0]], dtype="float32")
+    y = np.array([[0.0]], dtype="float32")
+    model.train_on_batch(x, y)
+    gradient = 2.0 * x.T @ (x @ np.ones((2, 1)) - y)
+    np.testing.assert_allclose(model.get_weights()[0], np.ones((2, 1)) - 0.01 * gradient, rtol=1e-6)
+
+
+def test_plateau_respects_min_learning_rate():
+    model = linear_model([[1.0], [1.0]])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    callback = schedules.make_plateau_callback(patience=1, min_learning_rate=0.005)
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch in range(6):
+        callback.on_epoch_end(epoch, {"val_loss": 1.0})
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == approx(0.005)
+
+
+def test_plateau_refuses_a_schedule_optimizer():
+    model = linear_model([[1.0], [1.0]])
+    model.compile(
+        optimizer=keras.optimizers.SGD(schedules.WarmupCosineDecay(0.1, 100)), loss="mse"
+    )
+    callback = schedules.make_plateau_callback()
+    callback.set_model(model)
+    with pytest.raises(ValueError, match=r"float learning rate.*Received: learning_rate="):
+        callback.on_train_begin()
+
+
+# --------------------------------------------------------------------------
+# LR range test
+
+
+def synthetic_classification(num_examples=256, num_features=8, num_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(num_examples, num_features)).astype("float32")
+    y = np.argmax(x @ rng.normal(size=(num_features, num_classes)), axis=1).astype("int64")
+    return x, y
+
+
+def tiny_classifier(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
+    )
+
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def batches(x, y, batch_size=32):
+    return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+
+
+def test_lr_find_records_an_exponential_ramp_and_restores_nothing_changed():
+    x, y = synthetic_classification()
+    model = tiny_classifier()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=LOSS)
+    original_optimizer = model.optimizer
+    initial = [w.copy() for w in model.get_weights()]
+
+    # 8 batches, 30 iterations: the dataset must be restarted.
+    result = schedules.lr_find(
+        model,
+        batches(x, y),
+        loss=LOSS,
+        min_learning_rate=1e-3,
+        max_learning_rate=1.0,
+        num_iterations=30,
+        divergence_factor=1e6,
+    )
+    assert not result.stopped_early
+    assert len(result.learning_rates) == len(result.losses) == len(result.smoothed_losses) == 30
+    assert result.learning_rates[0] == pytest.approx(1e-3, rel=1e-5)
+    assert result.learning_rates[-1] == pytest.approx(1.0, rel=1e-5)
+    ratios = result.learning_rates[1:] / result.learning_rates[:-1]
+    np.testing.assert_allclose(ratios, (1.0 / 1e-3) ** (1 / 29), rtol=1e-4)
+    assert np.all(np.isfinite(result.losses))
+    assert result.smoothed_losses[0] == pytest.approx(result.losses[0])
+    # The loss falls on this easy problem: the smoothed loss ends below its start.
+    assert result.smoothed_losses.min() < result.smoothed_losses[0]
+    assert 1e-3 <= result.suggested_max_learning_rate <= 1.0
+    best = result.learning_rates[np.argmin(result.smoothed_losses)]
+    assert result.suggested_max_learning_rate == pytest.approx(max(best / 10, 1e-3))
+    suggested_max = result.suggested_max_learning_rate
+    assert result.suggested_base_learning_rate == pytest.approx(suggested_max / 4)
+
+    for before, after in zip(initial, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    assert model.optimizer is original_optimizer
+    assert int(keras.ops.convert_to_numpy(original_optimizer.iterations)) == 0
+    json.dumps(result.to_dict())
+
+
+def test_lr_find_smoothing_is_bias_corrected_average():
+    x, y = synthetic_classification(seed=1)
+    result = schedules.lr_find(
+        tiny_classifier(1), batches(x, y), loss=LOSS, num_iterations=6,
+        min_learning_rate=1e-4, max_learning_rate=1e-2, smoothing=0.9,
+    )
+    average, expected = 0.0, []
+    for i, loss in enumerate(result.losses):
+        average = 0.9 * average + 0.1 * loss
+        expected.append(average / (1 - 0.9 ** (i + 1)))
+    np.testing.assert_allclose(result.smoothed_losses, expected, rtol=1e-12)
+
+
+def test_lr_find_stops_when_the_loss_diverges():
+    x, y = synthetic_classification(seed=2)
+    tf = pytest.importorskip("tensorflow")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y * 1)).batch(32)
+    result = schedules.lr_find(
+        tiny_classifier(2),
+        dataset,
+        loss=LOSS,
+        min_learning_rate=1e-2,
+        max_learning_rate=1e4,
+        num_iterations=60,
+    )
+    assert result.stopped_early
+    assert len(result.learning_rates) < 60
+    assert result.learning_rates[-1] < 1e4
+    assert 1e-2 <= result.suggested_max_learning_rate <= result.learning_rates[-1]
+
+
+def test_lr_find_restores_weights_of_a_model_it_cannot_clone():
+    class Unclonable(keras.Model):
+        def __init__(self):  # no config arguments, so Keras cannot rebuild it
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+    x, y = synthetic_classification(seed=3)
+    model = Unclonable()
+    model(x[:1])
+    initial = [w.copy() for w in model.get_weights()]
+    with pytest.warns(UserWarning, match="could not clone"):
+        result = schedules.lr_find(
+            model, batches(x, y), loss=LOSS, num_iterations=5, max_learning_rate=1.0
+        )
+    assert len(result.losses) == 5
+    for before, after in zip(initial, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_lr_find_bad_input():
+    x, y = synthetic_classification()
+    model = tiny_classifier()
+    unbuilt = keras.Sequential([keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="built model.*Received: model.built=False"):
+        schedules.lr_find(unbuilt, batches(x, y), loss=LOSS)
+    with pytest.raises(ValueError, match=r"\(x, y\) batches.*Received: .*3 items"):
+        schedules.lr_find(model, [(x[:4], y[:4], y[:4])], loss=LOSS, num_iterations=3)
+    with pytest.raises(ValueError, match="yielded no batches.*Received"):
+        schedules.lr_find(model, [], loss=LOSS, num_iterations=3)
+    with pytest.raises(ValueError, match="second pass.*Received"):
+        schedules.lr_find(model, iter(batches(x, y)), loss=LOSS, num_iterations=20)
+    with pytest.raises(ValueError, match="Received: smoothing=1"):
+        schedules.lr_find(model, batches(x, y), loss=LOSS, smoothing=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="Received: num_steps=1"):
+            schedules.lr_find(model, batches(x, y), loss=LOSS, num_iterations=1)

@@ -1,0 +1,153 @@
+"""Findings text built from run records, never typed in.
+
+Each function reads numbers from the records of the current execution and
+words its sentences by what those numbers show (a statement that a run
+"collapsed to chance" appears only when its accuracy really stayed there).
+Notebooks display the returned Markdown.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from helpers.records import RunRecord
+
+
+def _pct(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.1f}%"
+
+
+def best_val(record: RunRecord) -> float:
+    return record.best("val_accuracy") if "val_accuracy" in record.history else math.nan
+
+
+def final_train_loss(record: RunRecord) -> float:
+    return record.final("loss") if record.epochs_completed else math.nan
+
+
+def run_line(label: str, record: RunRecord) -> str:
+    """One bullet: status, best validation accuracy, test accuracy, epochs.
+
+    Used in: every notebook's Findings
+    """
+    status = record.status
+    if status == "diverged":
+        status = f"diverged at epoch {record.diverged_epoch}"
+    test = record.test_metric("accuracy")
+    top5 = record.test.get("top5_accuracy")
+    extra = f", test top-5 {_pct(top5)}" if top5 is not None else ""
+    return (f"- **{label}**: {status}; best validation accuracy {_pct(best_val(record))}, "
+            f"test accuracy {_pct(test)}{extra} after {record.epochs_completed} epochs.")
+
+
+def _chance(record: RunRecord) -> float:
+    return 1.0 / (100 if record.config.dataset == "cifar100" else 10)
+
+
+def stuck_at_chance(record: RunRecord, margin: float = 0.05) -> bool:
+    """True when the run diverged or its best validation accuracy stayed near chance."""
+    best = best_val(record)
+    return record.status == "diverged" or math.isnan(best) or best < _chance(record) + margin
+
+
+def _gradient_ratio(record: RunRecord) -> float | None:
+    """First-layer over last-layer gradient norm before the first step."""
+    norms = record.diagnostics.get("gradient_norms") or {}
+    values = [series[0] for series in norms.values() if series and series[0]]
+    if len(values) < 2:
+        return None
+    return values[0] / values[-1]
+
+
+def vgg_findings(records: Mapping[str, RunRecord]) -> str:
+    """Used in: 01_vgg_gradients"""
+    lines = [run_line(label, record) for label, record in records.items()]
+    stuck = [label for label, record in records.items() if stuck_at_chance(record)]
+    learned = [label for label, record in records.items() if not stuck_at_chance(record)]
+    lines.append("")
+    if stuck:
+        lines.append(f"- Stuck at or near chance ({_pct(0.1)}) or diverged: {', '.join(stuck)}.")
+    if learned:
+        lines.append(f"- Learned (validation accuracy clearly above chance): {', '.join(learned)}.")
+    for label, record in records.items():
+        ratio = _gradient_ratio(record)
+        if ratio is not None:
+            lines.append(f"- {label}: before the first step the first layer's gradient norm is "
+                         f"{ratio:.2g} x the last layer's.")
+    return "\n".join(lines)
+
+
+def ranking(records: Mapping[str, RunRecord], metric: str = "val_accuracy") -> str:
+    """Arms ranked by their best ``metric``, with test accuracy beside.
+
+    Used in: 02_lr_schedules, 04_dropout, 05_cyclical_lr
+    """
+    ordered = sorted(records.items(), key=lambda item: -(item[1].best(metric)
+                                                          if metric in item[1].history else -1))
+    lines = [run_line(label, record) for label, record in ordered]
+    if len(ordered) >= 2:
+        (top, top_record), (second, second_record) = ordered[0], ordered[1]
+        gap = top_record.best(metric) - second_record.best(metric)
+        lines.append("")
+        lines.append(f"- Best on validation: **{top}**, {100 * gap:.1f} points ahead of {second}. "
+                     "With one seed, differences of a point or two are within run-to-run noise.")
+    return "\n".join(lines)
+
+
+def degradation_findings(records: Mapping[str, RunRecord], depths: tuple[int, int]) -> str:
+    """Used in: 03_resnet_depth"""
+    shallow, deep = depths
+    lines = [run_line(label, record) for label, record in records.items()]
+    plain_shallow, plain_deep = records[f"plain-{shallow}"], records[f"plain-{deep}"]
+    res_shallow, res_deep = records[f"ResNet-{shallow}"], records[f"ResNet-{deep}"]
+    lines.append("")
+    plain_gap = final_train_loss(plain_deep) - final_train_loss(plain_shallow)
+    lines.append(
+        f"- Final training loss: plain-{shallow} {final_train_loss(plain_shallow):.3f}, plain-{deep} "
+        f"{final_train_loss(plain_deep):.3f}; ResNet-{shallow} {final_train_loss(res_shallow):.3f}, "
+        f"ResNet-{deep} {final_train_loss(res_deep):.3f}.")
+    if plain_gap > 0:
+        lines.append(f"- The deeper plain net ends with the *higher* training loss (+{plain_gap:.3f}): "
+                     "the degradation problem. It is an optimisation failure, not overfitting.")
+    else:
+        lines.append(f"- Here the deeper plain net did not train worse than the shallow one "
+                     f"({plain_gap:+.3f}); at this budget the degradation effect did not show.")
+    residual_gain = best_val(res_deep) - best_val(plain_deep)
+    lines.append(f"- At depth {deep}, shortcuts change the best validation accuracy by "
+                 f"{100 * residual_gain:+.1f} points.")
+    return "\n".join(lines)
+
+
+def stem_findings(records: Mapping[str, RunRecord]) -> str:
+    """Used in: 03_resnet_depth"""
+    lines = [run_line(label, record) for label, record in records.items()]
+    for model in ("resnet18", "resnet50"):
+        cifar, imagenet = records.get(f"{model} cifar stem"), records.get(f"{model} imagenet stem")
+        if cifar and imagenet:
+            lines.append(f"- {model}: the CIFAR stem's best validation accuracy is "
+                         f"{100 * (best_val(cifar) - best_val(imagenet)):+.1f} points against the ImageNet stem.")
+    return "\n".join(lines)
+
+
+def gate_findings(records: Mapping[str, RunRecord]) -> str:
+    """Used in: 06_sparse_gates"""
+    lines = []
+    for label, record in records.items():
+        counts = record.diagnostics.get("discarded_blocks") or []
+        total = len(record.diagnostics.get("gates") or {})
+        final = counts[-1] if counts else 0
+        lines.append(run_line(label, record)[:-1] + f"; {final} of {total} blocks discarded at the end.")
+    return "\n".join(lines)
+
+
+def cifar100_findings(records: Mapping[str, RunRecord]) -> str:
+    """Used in: 07_cifar100"""
+    lines = [run_line(label, record) for label, record in records.items()]
+    for label, record in records.items():
+        if "val_top5_accuracy" in record.history:
+            lines.append(f"- {label}: best validation top-5 {_pct(record.best('val_top5_accuracy'))} "
+                         f"vs top-1 {_pct(best_val(record))}.")
+    return "\n".join(lines)

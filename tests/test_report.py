@@ -1,0 +1,360 @@
+"""The report command: execution with papermill, the self-contained page, the PDF.
+
+Three tiny notebooks are executed once for the module (a few seconds per
+kernel): one with parameters and two figures, one that fails in a code cell,
+and one after it that must still run.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from helpers import cli, report
+
+PNG_1X1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def _figures_notebook():
+    return new_notebook(cells=[
+        new_markdown_cell(
+            "# Tiny figures\n\n"
+            "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            "(https://colab.research.google.com/github/example/notebook.ipynb)\n\n"
+            "The narrative-marker-alpha sentence explains the question."),
+        new_code_cell('PROFILE = "full"\nDATA_DIR = None', metadata={"tags": ["parameters"]}),
+        new_code_cell('import os\nprint(f"profile={PROFILE}")\nprint(f"data-dir={DATA_DIR}")\n'
+                      'print(f"env-data-dir={os.environ.get(\'CIFAR_DATA_DIR\')}")\n'
+                      'print(f"notebook-env={os.environ.get(\'CIFAR_LAB_NOTEBOOK\')}")'),
+        new_code_cell('import matplotlib.pyplot as plt\nfrom helpers.plots import save_figure\n'
+                      'for name in ("curve", "bars"):\n'
+                      '    fig, axis = plt.subplots(figsize=(2, 1.5))\n'
+                      '    axis.plot([0, 1], [1, 0])\n'
+                      '    save_figure(fig, name)\n'
+                      '    plt.show()'),
+        new_code_cell('from IPython.display import HTML\n'
+                      'HTML("<table><tr><th>run</th><th>accuracy</th></tr>'
+                      '<tr><td>summary-row-marker</td><td>0.5</td></tr></table>")',
+                      metadata={"tags": ["summary-table"]}),
+        new_markdown_cell("## Findings\n\nfindings-marker-bravo"),
+    ])
+
+
+def _failing_notebook():
+    return new_notebook(cells=[
+        new_markdown_cell("# Fails midway\n\nbefore-failure-marker"),
+        new_code_cell('PROFILE = "full"', metadata={"tags": ["parameters"]}),
+        new_code_cell('print("first-cell-" + "ran")'),
+        new_code_cell('raise KeyError("missing-run-record")'),
+        new_code_cell('print("never-" + "printed")'),
+    ])
+
+
+def _after_notebook():
+    return new_notebook(cells=[
+        new_markdown_cell("# After the failure"),
+        new_code_cell('print("third-notebook-" + "ran")'),
+    ])
+
+
+def _run_cli(argv):
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = cli.main(argv)
+    return status, stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    notebooks_dir = root / "notebooks"
+    notebooks_dir.mkdir()
+    sources = {"00_figures": _figures_notebook(), "01_broken": _failing_notebook(),
+               "02_after": _after_notebook()}
+    for stem, notebook in sources.items():
+        nbformat.write(notebook, notebooks_dir / f"{stem}.ipynb")
+    source_bytes = {path.name: path.read_bytes() for path in notebooks_dir.iterdir()}
+    data_dir = root / "data"
+    data_dir.mkdir()
+    figures_dir = root / "figures"
+    output_dir = root / "out"
+    with pytest.MonkeyPatch.context() as patch:
+        # The kernel inherits this, so its helpers.config writes figures here.
+        patch.setenv("CIFAR_LAB_FIGURES_DIR", str(figures_dir))
+        patch.delenv("CIFAR_DATA_DIR", raising=False)
+        status, stderr = _run_cli(["report", "--profile", "smoke", "--data-dir", str(data_dir),
+                                   "--notebooks-dir", str(notebooks_dir),
+                                   "--output-dir", str(output_dir), "--no-pdf", "--timeout", "120"])
+    page = (output_dir / "index.html").read_text(encoding="utf-8")
+    return {"root": root, "notebooks_dir": notebooks_dir, "source_bytes": source_bytes,
+            "data_dir": data_dir, "figures_dir": figures_dir, "output_dir": output_dir,
+            "status": status, "stderr": stderr, "page": page}
+
+
+def _section(page: str, notebook: str) -> str:
+    match = re.search(rf'<section class="notebook" id="nb{notebook}">(.*?)</section>', page, re.DOTALL)
+    assert match, f"no section for {notebook}"
+    return match.group(1)
+
+
+def _without_details(fragment: str) -> str:
+    return re.sub(r"<details\b.*?</details>", "", fragment, flags=re.DOTALL)
+
+
+class _LoadCollector(HTMLParser):
+    """Collects every URL a browser would fetch: src of any tag, href of <link>."""
+
+    def __init__(self):
+        super().__init__()
+        self.loads: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if value and (name == "src" or (tag == "link" and name == "href")):
+                self.loads.append(value)
+
+
+def test_executed_copies_are_under_the_output_dir_and_sources_are_untouched(executed):
+    executed_dir = executed["output_dir"] / "executed"
+    assert sorted(path.name for path in executed_dir.glob("*.ipynb")) == [
+        "00_figures.ipynb", "01_broken.ipynb", "02_after.ipynb"]
+    after = {path.name: path.read_bytes() for path in executed["notebooks_dir"].iterdir()}
+    assert after == executed["source_bytes"]
+
+
+def test_parameters_and_environment_reach_the_kernel(executed):
+    section = _section(executed["page"], "00_figures")
+    assert "profile=smoke" in section
+    assert f"data-dir={executed['data_dir'].resolve()}" in section
+    assert f"env-data-dir={executed['data_dir'].resolve()}" in section
+    assert "notebook-env=00_figures" in section
+    # save_figure took the number from CIFAR_LAB_NOTEBOOK.
+    assert sorted(path.name for path in executed["figures_dir"].glob("*.png")) == [
+        "00_bars.png", "00_curve.png"]
+
+
+def test_page_is_self_contained(executed):
+    collector = _LoadCollector()
+    collector.feed(executed["page"])
+    assert collector.loads, "expected embedded images"
+    assert all(url.startswith("data:") for url in collector.loads), collector.loads
+    assert report.external_references(executed["page"]) == []
+    # The Colab badge became text; its link (navigation, not a load) stays.
+    assert "Open In Colab" in executed["page"]
+
+
+def test_page_has_narrative_one_image_per_figure_and_hidden_code(executed):
+    page = executed["page"]
+    section = _section(page, "00_figures")
+    assert "narrative-marker-alpha" in section and "findings-marker-bravo" in section
+    images = re.findall(r"<img\b[^>]*>", page)
+    assert len(images) == 2
+    assert all('src="data:image/png;base64,' in image for image in images)
+    assert len(re.findall(r"<img\b", section)) == 2
+    # Code is on the page, but only inside the <details> toggles.
+    assert 'save_figure(fig, name)' in section
+    assert 'save_figure(fig, name)' not in _without_details(section)
+    assert "<script src" not in page
+
+
+def test_failing_notebook_is_reported_and_the_others_render(executed):
+    assert executed["status"] == 1
+    stderr = executed["stderr"]
+    assert "01_broken: code cell 3 (In [4]): KeyError" in stderr
+    assert "missing-run-record" in stderr
+    page = executed["page"]
+    broken = _section(page, "01_broken")
+    assert "This notebook failed at code cell 3 (In [4])" in broken
+    assert "KeyError" in broken and "missing-run-record" in broken
+    visible = _without_details(broken)
+    assert "first-cell-ran" in visible and "before-failure-marker" in visible
+    assert "never-printed" not in visible
+    assert "third-notebook-ran" in _section(page, "02_after")
+    assert (executed["output_dir"] / "executed" / "01_broken.ipynb").is_file()
+    # The failure is also listed above the contents.
+    assert page.index("1 notebook failed") < page.index('<nav class="toc">')
+
+
+def test_summary_tagged_output_is_lifted_to_the_top(executed):
+    page = executed["page"]
+    summary = re.search(r'<section class="summary" id="summary">(.*?)</section>', page, re.DOTALL)
+    assert summary and "summary-row-marker" in summary.group(1)
+    assert page.index('id="summary"') < page.index('id="nb00_figures"')
+    assert "summary-row-marker" not in _without_details(_section(page, "00_figures"))
+
+
+def test_stamp_names_profile_versions_and_revision(executed):
+    stamp = re.search(r'<dl class="stamp">(.*?)</dl>', executed["page"], re.DOTALL).group(1)
+    assert "<dt>profile</dt><dd>smoke</dd>" in stamp
+    assert "python 3." in stamp and "tensorflow" in stamp and "keras" in stamp
+    for label in ("CPU", "GPU", "git revision", "rendered"):
+        assert f"<dt>{label}</dt>" in stamp
+
+
+def test_render_only_reads_failures_back_from_executed_copies(executed, tmp_path):
+    output_dir = tmp_path / "out"
+    shutil.copytree(executed["output_dir"] / "executed", output_dir / "executed")
+    status, stderr = _run_cli(["report", "--render-only", "--no-pdf",
+                               "--notebooks-dir", str(executed["notebooks_dir"]),
+                               "--output-dir", str(output_dir)])
+    assert status == 1
+    assert "01_broken: code cell 3 (In [4]): KeyError" in stderr
+    page = (output_dir / "index.html").read_text(encoding="utf-8")
+    assert "<dt>profile</dt><dd>smoke</dd>" in page
+    assert "This notebook failed at code cell 3" in page
+    assert len(re.findall(r"<img\b", page)) == 2
+
+
+def test_missing_chromium_fails_before_executing(executed, tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "find_chromium", lambda: None)
+    status, stderr = _run_cli(["report", "--profile", "smoke",
+                               "--notebooks-dir", str(executed["notebooks_dir"]),
+                               "--output-dir", str(tmp_path / "out")])
+    assert status == 2
+    assert "apt-get install chromium" in stderr and "--no-pdf" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_selection_and_profile_are_refused(executed, tmp_path):
+    status, stderr = _run_cli(["report", "--profile", "smoke", "--no-pdf", "--notebooks", "09",
+                               "--notebooks-dir", str(executed["notebooks_dir"]),
+                               "--output-dir", str(tmp_path / "out")])
+    assert status == 2 and "Received: --notebooks 09" in stderr
+    status, stderr = _run_cli(["report", "--no-pdf", "--notebooks-dir", str(executed["notebooks_dir"]),
+                               "--output-dir", str(tmp_path / "out")])
+    assert status == 2 and "--profile is required" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_find_notebooks_orders_by_number_and_selects(tmp_path):
+    for stem in ("02_b", "00_a", "10_c", "notes", "1_bad"):
+        nbformat.write(new_notebook(), tmp_path / f"{stem}.ipynb")
+    assert [path.stem for path in report.find_notebooks(tmp_path)] == ["00_a", "02_b", "10_c"]
+    assert [path.stem for path in report.find_notebooks(tmp_path, ["10", "00_a"])] == ["00_a", "10_c"]
+
+
+def test_render_embeds_local_attached_and_drops_remote_images(tmp_path):
+    source_dir = tmp_path / "notebooks"
+    (source_dir / "pictures").mkdir(parents=True)
+    (source_dir / "pictures" / "local.png").write_bytes(PNG_1X1)
+    encoded = base64.b64encode(PNG_1X1).decode("ascii")
+    markdown = new_markdown_cell("# Images\n\n![local](pictures/local.png) ![attached](attachment:dot.png) "
+                                 "![remote](https://example.org/remote.png) ![gone](pictures/missing.png) "
+                                 "![dangling](attachment:nowhere.png)")
+    markdown["attachments"] = {"dot.png": {"image/png": encoded}}
+    code = new_code_cell("show()", execution_count=1, outputs=[
+        new_output("display_data", data={"text/html": '<img src="http://example.org/x.png" alt="remote-html">'}),
+        new_output("stream", name="stdout", text="10%\r50%\r100%\nbacx\bk\n"),
+    ])
+    notebook = new_notebook(cells=[markdown, code])
+    notebook.metadata["papermill"] = {"input_path": str(source_dir / "00_images.ipynb"),
+                                      "parameters": {"PROFILE": "smoke"}, "duration": 1.0}
+    executed_path = tmp_path / "executed" / "00_images.ipynb"
+    executed_path.parent.mkdir()
+    nbformat.write(notebook, executed_path)
+
+    rendered = report.render_report([executed_path], tmp_path / "out", report.collect_stamp("smoke"), None)
+
+    page = rendered.html_path.read_text(encoding="utf-8")
+    assert rendered.external_references == ()
+    assert rendered.image_count == 2
+    assert page.count(f"data:image/png;base64,{encoded}") == 2
+    assert "remote-html" in page and "[image not found: pictures/missing.png]" in page
+    assert "[image not found: missing-attachment:nowhere.png]" in page
+    # Progress bars keep their last state; backspaces erase.
+    assert "100%\nback\n" in page and "10%" not in page
+    printed = rendered.print_html_path.read_text(encoding="utf-8")
+    assert "show()" in page and "show()" not in printed
+
+
+def test_kernel_interpreter_check():
+    import sys
+
+    assert report._kernel_uses_this_interpreter("python")
+    assert report._kernel_uses_this_interpreter(sys.executable)
+    assert not report._kernel_uses_this_interpreter("/nonexistent/other-env/bin/python")
+
+
+def _dump_dom(chromium: str, page: Path) -> str:
+    with tempfile.TemporaryDirectory() as profile_dir:
+        command = report.chromium_command(chromium, profile_dir, "--dump-dom", page.resolve().as_uri())
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def _count_pdf_pages(path: Path) -> int:
+    if shutil.which("pdfinfo"):
+        output = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, timeout=60).stdout
+        return int(re.search(r"^Pages:\s+(\d+)", output, re.MULTILINE).group(1))
+    return len(re.findall(rb"/Type\s*/Page(?!s)", path.read_bytes()))
+
+
+def test_browser_loads_every_figure_and_pdf_has_pages(executed, tmp_path):
+    chromium = report.find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+    body = re.search(r"<body[^>]*>", _dump_dom(chromium, executed["output_dir"] / "index.html")).group(0)
+    total = int(re.search(r'data-images-total="(\d+)"', body).group(1))
+    loaded = int(re.search(r'data-images-loaded="(\d+)"', body).group(1))
+    assert total == 2 and loaded == total
+
+    # The check can fail: a corrupt image is counted as not loaded.
+    broken = tmp_path / "broken.html"
+    broken.write_text(executed["page"].replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1),
+                      encoding="utf-8")
+    body = re.search(r"<body[^>]*>", _dump_dom(chromium, broken)).group(0)
+    assert 'data-images-loaded="1"' in body and 'data-images-total="2"' in body
+
+    # The command prints the PDF from the existing executed copies.
+    output_dir = tmp_path / "out"
+    shutil.copytree(executed["output_dir"] / "executed", output_dir / "executed")
+    status, stderr = _run_cli(["report", "--render-only", "--notebooks-dir", str(executed["notebooks_dir"]),
+                               "--output-dir", str(output_dir)])
+    assert status == 1, stderr  # the failing notebook still fails the command
+    pdf = output_dir / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert _count_pdf_pages(pdf) >= 3  # the header, then one page break per notebook
+
+
+def _cell(source, execution_count, started=True, outputs=(), tags=()):
+    cell = new_code_cell(source, execution_count=execution_count, outputs=list(outputs),
+                         metadata={"tags": list(tags)})
+    cell.metadata["papermill"] = {"start_time": "2026-01-01T00:00:00" if started else None,
+                                  "status": "completed"}
+    return cell
+
+
+def test_failure_location_without_an_error_output(tmp_path):
+    injected = _cell("PROFILE = 'smoke'", 1, tags=["injected-parameters"])
+    # A dead kernel: the cell that killed it started, the next never did.
+    dead = new_notebook(cells=[injected, _cell("print(1)", 2), new_markdown_cell("text"),
+                               _cell("os._exit(1)", 3), _cell("print(2)", None, started=False)])
+    assert report._locate_failure(dead) == (2, 3, None)
+    nbformat.write(dead, tmp_path / "05_dead.ipynb")
+    failure = report.failure_from_executed(tmp_path / "05_dead.ipynb")
+    assert (failure.notebook, failure.cell_number, failure.ename) == ("05_dead", 2, "NotFinished")
+    # Every cell started and none failed: no failure, unless execution is
+    # known to have stopped (then the last cell is the one).
+    finished = new_notebook(cells=[injected, _cell("print(1)", 2), _cell("print(2)", 3)])
+    assert report._locate_failure(finished) is None
+    assert report._locate_failure(finished, stopped=True) == (2, 3, None)
+    # An error output wins; a cell tagged raises-exception is allowed one.
+    error = new_output("error", ename="ValueError", evalue="bad", traceback=[])
+    allowed = _cell("raise ValueError", 2, outputs=[error], tags=["raises-exception"])
+    failing = new_notebook(cells=[injected, allowed, _cell("fail()", 3, outputs=[error]),
+                                  _cell("print(2)", None, started=False)])
+    assert report._locate_failure(failing) == (2, 3, error)

@@ -271,3 +271,62 @@ def run_arms(arms: Mapping[str, ExperimentConfig], runs_dir=None, progress=True)
             print(f"[{index}/{len(arms)}] {label}", file=sys.stderr, flush=True)
         records[label] = run(config, runs_dir=runs_dir, progress=progress)
     return records
+
+
+def describe_arms(arms: Mapping[str, ExperimentConfig]):
+    """A table of the configuration fields that differ between arms.
+
+    Shows at a glance that a comparison changes one factor (or names which).
+
+    Used in: 01_vgg_gradients through 07_cifar100
+    """
+    import pandas as pd
+
+    flat = {}
+    for label, config in arms.items():
+        values = config.id_fields()
+        row = {key: value for key, value in values.items() if key not in ("model_options", "schedule_options")}
+        row.update({f"model.{k}": v for k, v in config.model_options.items()})
+        row.update({f"schedule.{k}": v for k, v in config.schedule_options.items()})
+        flat[label] = row
+    columns = sorted({key for row in flat.values() for key in row})
+    varying = [c for c in columns if len({repr(row.get(c)) for row in flat.values()}) > 1]
+    shared = {c: next(iter(flat.values())).get(c) for c in columns if c not in varying}
+    frame = pd.DataFrame({label: {c: row.get(c, "-") for c in varying} for label, row in flat.items()}).T
+    frame.attrs["shared"] = shared
+    return frame
+
+
+def learning_rate_range_test(config: ExperimentConfig, num_iterations: int = 100,
+                             runs_dir=None, progress=True):
+    """The LR range test for ``config``, cached like a run.
+
+    The result is stored as JSON under ``<runs_dir>/lr_find/`` keyed by the
+    configuration's hash and the iteration count, so re-rendering the report
+    never repeats it.
+
+    Returns:
+        An object with ``learning_rates``, ``losses``, ``smoothed_losses``,
+        ``suggested_base_learning_rate`` and ``suggested_max_learning_rate``.
+
+    Used in: 05_cyclical_lr
+    """
+    import json
+    import types
+    from pathlib import Path
+
+    from helpers import config as project_config
+    from helpers.records import write_json_atomic
+
+    directory = Path(runs_dir) if runs_dir is not None else project_config.RUNS_DIR
+    cache = directory / "lr_find" / f"{config.config_hash}-{num_iterations}.json"
+    if cache.is_file():
+        payload = json.loads(cache.read_text())
+    else:
+        from helpers.engine import find_learning_rate
+
+        result = find_learning_rate(config, num_iterations=num_iterations, progress=progress)
+        payload = result.to_dict()
+        payload["config"] = config.to_dict()
+        write_json_atomic(cache, payload)
+    return types.SimpleNamespace(**payload)

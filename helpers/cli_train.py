@@ -1,0 +1,211 @@
+"""``python -m helpers train`` and ``python -m helpers lr-find``.
+
+Both take the same options, which map one to one onto
+:class:`helpers.experiment.ExperimentConfig` fields; an option left out keeps
+the configuration's default, so the command line and a notebook cell with
+the same values name the same run (and share its cached record).
+
+With ``--json`` stdout receives exactly one JSON object (the run record, or
+the range test's result) and nothing else; logs and progress go to stderr.
+
+Examples::
+
+    python -m helpers train --model resnet20 --dataset cifar10 \\
+        --data-dir ../shared/data --train-size 10000 --epochs 10 \\
+        --schedule onecycle --json
+    python -m helpers lr-find --model resnet20 --dataset cifar10 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+_TRAIN_EPILOG = (
+    "Options left out keep ExperimentConfig's defaults (SGD, momentum 0.9, lr 0.1, weight "
+    "decay 1e-4, batch 128, 10 epochs, constant schedule, augmentation on, 5000 validation "
+    "images). --model-option and --schedule-option take KEY=VALUE, VALUE read as JSON when it "
+    "parses (0.5, true, [2, 3]) and as a string otherwise; repeat them for several options."
+)
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, separator, raw = text.partition("=")
+    key = key.strip()
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE. Received: {text!r}")
+    raw = raw.strip()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+def _on_off(text: str) -> bool | str:
+    lowered = text.lower()
+    if lowered in ("on", "true", "yes", "1"):
+        return True
+    if lowered in ("off", "false", "no", "0"):
+        return False
+    return text
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the configuration options shared by ``train`` and ``lr-find``.
+
+    Used in: helpers.cli (the ``train`` and ``lr-find`` subcommands).
+    """
+    parser.epilog = _TRAIN_EPILOG
+    add = parser.add_argument
+    add("--model", required=True, help="model name, e.g. resnet20 (see `python -m helpers models`)")
+    add("--dataset", required=True, choices=["cifar10", "cifar100"])
+    add("--data-dir", default=None,
+        help="directory (or archive) holding the data; default: $CIFAR_DATA_DIR, else the Keras download")
+    add("--epochs", dest="num_epochs", type=int, default=None, help="number of epochs")
+    add("--batch-size", type=int, default=None, help="global batch size")
+    add("--train-size", type=int, default=None, help="stratified training subset size")
+    add("--validation-size", type=int, default=None, help="validation images held out (0: none)")
+    add("--optimizer", choices=["sgd", "adam"], default=None)
+    add("--lr", dest="learning_rate", type=float, default=None,
+        help="learning rate (peak / maximum for cosine, clr, onecycle)")
+    add("--momentum", type=float, default=None, help="SGD momentum")
+    add("--nesterov", action="store_true", default=None, help="Nesterov momentum")
+    add("--weight-decay", type=float, default=None, help="decay coefficient on conv/dense kernels")
+    add("--weight-decay-mode", choices=["coupled", "decoupled"], default=None,
+        help="coupled: L2 as in the papers (default); decoupled: AdamW style")
+    add("--schedule", choices=["constant", "step", "plateau", "cosine", "clr", "onecycle"], default=None)
+    add("--schedule-option", dest="schedule_options", action="append", type=_key_value, default=None,
+        metavar="KEY=VALUE", help="schedule option, repeatable")
+    add("--model-option", dest="model_options", action="append", type=_key_value, default=None,
+        metavar="KEY=VALUE", help="model builder option, repeatable")
+    add("--no-augment", dest="augment", action="store_false", default=None,
+        help="train without crop-and-flip augmentation")
+    add("--label-smoothing", type=float, default=None)
+    add("--seed", type=int, default=None, help="seed for weights, data order and augmentation")
+    add("--data-seed", type=int, default=None, help="seed for the validation split and subset")
+    add("--mixed-precision", type=_on_off, default=None,
+        help="off, on (float16 on GPU, bfloat16 on CPU), mixed_float16 or mixed_bfloat16")
+    add("--jit-compile", type=_on_off, default=None, help="XLA: off, on or auto")
+    add("--strategy", choices=["mirrored", "multiworker"], default=None, help="tf.distribute strategy")
+    add("--nondeterministic", dest="deterministic", action="store_false", default=None,
+        help="allow nondeterministic (faster on GPU) kernels and pipelines")
+    add("--no-gradient-norms", dest="record_gradient_norms", action="store_false", default=None,
+        help="skip the per-layer gradient-norm diagnostics")
+    add("--steps-per-execution", type=lambda text: text if text == "auto" else int(text), default=None)
+    add("--name", default=None, help="free-text label (not part of the run id)")
+    add("--runs-dir", default=None, help="where run records live (default: runs/ in the project)")
+    add("--progress", choices=["auto", "bar", "lines", "none"], default="auto",
+        help="progress display on stderr")
+    add("--no-resume", dest="resume", action="store_false", help="discard an unfinished run's checkpoint")
+    add("--json", action="store_true", help="print exactly one JSON object on stdout")
+
+
+def add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the range test's own options to ``lr-find``.
+
+    Used in: helpers.cli (the ``lr-find`` subcommand).
+    """
+    parser.add_argument("--min-lr", type=float, default=1e-5, help="first rate of the ramp")
+    parser.add_argument("--max-lr", type=float, default=10.0, help="last rate of the ramp")
+    parser.add_argument("--iterations", type=int, default=100, help="updates in the ramp")
+
+
+_CONFIG_ARGUMENTS = (
+    "model", "dataset", "data_dir", "num_epochs", "batch_size", "train_size", "validation_size",
+    "optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "weight_decay_mode",
+    "schedule", "schedule_options", "model_options", "augment", "label_smoothing", "seed",
+    "data_seed", "mixed_precision", "jit_compile", "strategy", "deterministic",
+    "record_gradient_norms", "steps_per_execution", "name",
+)
+
+
+def config_from_arguments(args: argparse.Namespace):
+    """The :class:`ExperimentConfig` the parsed options describe.
+
+    Raises:
+        ValueError: for invalid values (the message names the field).
+
+    Used in: helpers.cli
+    """
+    from helpers.experiment import ExperimentConfig
+
+    values: dict[str, Any] = {}
+    for name in _CONFIG_ARGUMENTS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name in ("model_options", "schedule_options"):
+            value = dict(value)
+        values[name] = value
+    return ExperimentConfig(**values)
+
+
+def _print_json(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload, indent=1, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def train_main(args: argparse.Namespace) -> int:
+    """Handler of ``python -m helpers train``; returns the exit status.
+
+    Exit status 0 for a completed run, 3 for a diverged one (its record is
+    printed all the same), 2 for bad input (via helpers.cli).
+
+    Used in: helpers.cli
+    """
+    config = config_from_arguments(args)
+    from helpers.engine import run
+
+    progress = "auto" if args.progress == "auto" else args.progress
+    try:
+        record = run(config, runs_dir=args.runs_dir, progress=progress, resume=args.resume)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(record.to_dict())
+    else:
+        print(f"run        {record.run_id}  ({record.status})")
+        print(f"record     {record.path}")
+        print(f"epochs     {record.epochs_completed}")
+        for key in ("accuracy", "top5_accuracy", "loss"):
+            if key in record.test:
+                print(f"test {key:<14}{record.test_metric(key):.4f}")
+        print(f"wall       {record.wall_seconds:.1f} s")
+        if record.train_images_per_second:
+            print(f"images/s   {record.train_images_per_second:.1f}")
+    return 0 if record.status == "completed" else 3
+
+
+def lr_find_main(args: argparse.Namespace) -> int:
+    """Handler of ``python -m helpers lr-find``; returns the exit status.
+
+    Used in: helpers.cli
+    """
+    config = config_from_arguments(args)
+    from helpers.engine import find_learning_rate
+
+    result = find_learning_rate(
+        config,
+        min_learning_rate=getattr(args, "min_lr", 1e-5),
+        max_learning_rate=getattr(args, "max_lr", 10.0),
+        num_iterations=getattr(args, "iterations", 100),
+        progress=args.progress,
+    )
+    payload = {"config": config.to_dict(), **result.to_dict()}
+    if args.json:
+        payload = {key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+                   for key, value in payload.items()}
+        _print_json(payload)
+        return 0
+    print(f"{'learning_rate':>14}  {'loss':>10}  {'smoothed':>10}")
+    for rate, loss, smoothed in zip(result.learning_rates, result.losses, result.smoothed_losses):
+        print(f"{rate:14.6g}  {loss:10.4f}  {smoothed:10.4f}")
+    print(f"suggested maximum rate {result.suggested_max_learning_rate:.4g}, "
+          f"base rate {result.suggested_base_learning_rate:.4g}"
+          + ("  (stopped early: the loss diverged)" if result.stopped_early else ""))
+    return 0

@@ -1,0 +1,358 @@
+"""Run records: one JSON file per training run, and the ways to read them back.
+
+A record holds everything a report number needs: the configuration, the data
+it ran on, software versions, hardware, git revision, per-epoch history, the
+test metrics measured once at the end, timings, diagnostics and a status.
+It is written atomically (a temporary file renamed over the old one), so a
+killed process leaves either the previous record or the new one, never half
+of one.
+
+This module imports neither TensorFlow nor Keras: the report reads hundreds
+of records without paying for either.
+
+Layout: ``<runs_dir>/<run_id>/record.json`` beside the run's checkpoints.
+
+Non-finite numbers (a diverged loss) are written as JSON ``null`` so the
+files stay strict JSON; :meth:`RunRecord.curve` turns them back into NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from helpers.experiment import ExperimentConfig
+
+RECORD_SCHEMA_VERSION = 1
+RECORD_FILE_NAME = "record.json"
+
+# A finished result: served from the cache instead of training again.
+FINISHED_STATUSES = ("completed", "diverged")
+STATUSES = ("running", "completed", "diverged", "interrupted")
+
+
+def _json_ready(value: Any) -> Any:
+    """Replaces NaN and infinities by None, numpy scalars by Python numbers."""
+    if isinstance(value, Mapping):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
+    """Writes strict JSON to ``path`` via a temporary file and ``os.replace``.
+
+    The temporary file is flushed and fsynced first, so after a crash the
+    path holds either the old content or the new, complete one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    text = json.dumps(_json_ready(payload), indent=1, allow_nan=False)
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One training run, as stored in ``record.json``.
+
+    Attributes:
+        run_id: Hash of the configuration's id fields and the data identity.
+        status: "completed", "diverged" (loss became NaN or infinite),
+            "interrupted" (stopped by the user or an error; resumable) or
+            "running" (written while training, after every epoch).
+        config: The full :class:`ExperimentConfig`.
+        history: Per-epoch lists, one entry per epoch, epoch 1 first: "epoch",
+            "loss", "accuracy", ("top5_accuracy" with more than 10 classes),
+            the same with a "val_" prefix when there is a validation split,
+            "learning_rate" (at the epoch's first step), "momentum" (when the
+            schedule cycles it), "epoch_seconds" (training and validation),
+            "train_seconds" (training only). Two-output models add
+            per-output entries ("logits_loss", "side_logits_loss", ...).
+        test: Test-split metrics measured once after the last epoch:
+            "loss", "accuracy" and, with more than 10 classes, "top5_accuracy".
+        diverged_epoch: The epoch (1-based) whose loss became non-finite.
+        wall_seconds: Time spent in ``run`` over all sessions of this run
+            (resumes add up), from data loading to the final record.
+        train_images_per_second: Training images per second of pure training
+            time, excluding each session's first epoch (graph tracing) when
+            there are later ones.
+        diagnostics: "gradient_norms" {layer: [norm per epoch]} with entry 0
+            measured before the first step and entry e after epoch e, listed
+            in "gradient_norm_epochs"; for gated models "gates"
+            {block: [state per epoch]} (same epochs) and
+            "discarded_blocks" [count per epoch].
+        data: Dataset, source, sizes and content identity of the data used.
+        environment: "git" {"revision", "dirty"} (None outside a git
+            checkout), "versions" {python, tensorflow, keras, numpy},
+            "hardware" {cpu, logical_cores, gpus, platform}, "dtype_policy",
+            "replicas", "steps_per_execution" (of the latest session).
+        parameter_count: Trainable plus non-trainable parameters.
+        schedule: The schedule's own description.
+        sessions: One entry per process that worked on this run: first
+            epoch trained, seed used for the data order, start time.
+        created, finished: ISO-8601 UTC timestamps.
+        error: For "interrupted" runs, what stopped them.
+        notes: Remarks from the engine (e.g. an option that was ignored).
+
+    Used in: every notebook's Findings and the summary table.
+    """
+
+    run_id: str
+    status: str
+    config: ExperimentConfig
+    history: dict[str, list] = dataclasses.field(default_factory=dict)
+    test: dict[str, Any] = dataclasses.field(default_factory=dict)
+    diverged_epoch: int | None = None
+    wall_seconds: float = 0.0
+    train_images_per_second: float | None = None
+    diagnostics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    environment: dict[str, Any] = dataclasses.field(default_factory=dict)
+    parameter_count: int | None = None
+    schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
+    sessions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    created: str | None = None
+    finished: str | None = None
+    error: str | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+    schema_version: int = RECORD_SCHEMA_VERSION
+    path: Path | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    # -- I/O ------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as strict-JSON-ready data (non-finite numbers -> None).
+
+        Besides the attributes, it repeats a few values at the top level for
+        readers that want them without digging: "seed", "name",
+        "epochs_completed".
+        """
+        payload = {
+            "schema_version": self.schema_version,
+            "run_id": self.run_id,
+            "name": self.config.name,
+            "status": self.status,
+            "seed": self.config.seed,
+            "epochs_completed": self.epochs_completed,
+            "diverged_epoch": self.diverged_epoch,
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "test": self.test,
+            "wall_seconds": self.wall_seconds,
+            "train_images_per_second": self.train_images_per_second,
+            "diagnostics": self.diagnostics,
+            "data": self.data,
+            "environment": self.environment,
+            "parameter_count": self.parameter_count,
+            "schedule": self.schedule,
+            "sessions": self.sessions,
+            "created": self.created,
+            "finished": self.finished,
+            "error": self.error,
+            "notes": self.notes,
+        }
+        return _json_ready(payload)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any], path: Path | None = None) -> "RunRecord":
+        """Rebuilds a record from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: if the payload is not a run record of a known schema.
+        """
+        where = f" ({path})" if path else ""
+        if not isinstance(payload, Mapping) or "run_id" not in payload or "config" not in payload:
+            raise ValueError(f"Not a run record{where}: expected keys 'run_id' and 'config'. "
+                             f"Received: {sorted(payload) if isinstance(payload, Mapping) else type(payload).__name__}")
+        version = payload.get("schema_version", 1)
+        if version > RECORD_SCHEMA_VERSION:
+            raise ValueError(
+                f"Run record{where} has schema version {version}, newer than this code's "
+                f"{RECORD_SCHEMA_VERSION}: update the project. Received: {version}"
+            )
+        fields = {field.name for field in dataclasses.fields(cls)}
+        values = {key: payload[key] for key in fields if key in payload and key not in ("config", "path")}
+        return cls(config=ExperimentConfig.from_dict(payload["config"]), path=path, **values)
+
+    @classmethod
+    def from_json(cls, text: str, path: Path | None = None) -> "RunRecord":
+        return cls.from_dict(json.loads(text), path=path)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes the record atomically to ``path`` and remembers it."""
+        write_json_atomic(path, self.to_dict())
+        self.path = Path(path)
+        return self.path
+
+    # -- reading --------------------------------------------------------------
+
+    @property
+    def epochs_completed(self) -> int:
+        return len(self.history.get("epoch", []))
+
+    @property
+    def finished_ok(self) -> bool:
+        """True for a result worth caching: completed or diverged."""
+        return self.status in FINISHED_STATUSES
+
+    def curve(self, metric: str) -> list[float]:
+        """The per-epoch values of ``metric`` with missing values as NaN.
+
+        Raises:
+            KeyError: naming the metrics that exist, if ``metric`` does not.
+        """
+        if metric not in self.history:
+            raise KeyError(
+                f"Metric {metric!r} is not in run {self.run_id}'s history; it has "
+                f"{sorted(self.history)}."
+            )
+        return [math.nan if value is None else float(value) for value in self.history[metric]]
+
+    def final(self, metric: str) -> float:
+        """The last epoch's value of ``metric`` (NaN if it was not finite)."""
+        values = self.curve(metric)
+        if not values:
+            raise ValueError(f"Run {self.run_id} has no epochs recorded. Received: metric={metric!r}")
+        return values[-1]
+
+    def best(self, metric: str, mode: str = "auto") -> float:
+        """The best value of ``metric`` over the epochs, ignoring NaN.
+
+        Args:
+            metric: A history key, e.g. "val_accuracy".
+            mode: "max", "min" or "auto" (min for names containing "loss").
+
+        Returns:
+            The best finite value, or NaN if there is none.
+        """
+        if mode == "auto":
+            mode = "min" if "loss" in metric else "max"
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto'. Received: {mode!r}")
+        values = [value for value in self.curve(metric) if math.isfinite(value)]
+        if not values:
+            return math.nan
+        return min(values) if mode == "min" else max(values)
+
+    def best_epoch(self, metric: str, mode: str = "auto") -> int | None:
+        """The 1-based epoch at which :meth:`best` was reached (first such)."""
+        best = self.best(metric, mode)
+        if math.isnan(best):
+            return None
+        return self.history["epoch"][self.curve(metric).index(best)]
+
+    def test_metric(self, metric: str = "accuracy") -> float:
+        """A test metric, NaN if missing or not finite."""
+        value = self.test.get(metric)
+        return math.nan if value is None else float(value)
+
+    def summary(self) -> dict[str, Any]:
+        """One flat row for results tables."""
+        row = {
+            "run_id": self.run_id,
+            "name": self.config.label,
+            "model": self.config.model,
+            "dataset": self.config.dataset,
+            "status": self.status,
+            "epochs": self.epochs_completed,
+            "seed": self.config.seed,
+            "test_accuracy": self.test_metric("accuracy"),
+            "wall_seconds": self.wall_seconds,
+            "images_per_second": self.train_images_per_second,
+        }
+        if "top5_accuracy" in self.test:
+            row["test_top5_accuracy"] = self.test_metric("top5_accuracy")
+        if "val_accuracy" in self.history:
+            row["best_val_accuracy"] = self.best("val_accuracy")
+        return row
+
+
+def record_path(runs_dir: str | os.PathLike, run_id: str) -> Path:
+    return Path(runs_dir) / run_id / RECORD_FILE_NAME
+
+
+def load_record(run_id_or_path: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> RunRecord:
+    """Reads one record, given its run id, its run directory or its file.
+
+    Args:
+        run_id_or_path: A run id (looked up in ``runs_dir``), a run directory
+            or a ``record.json`` path.
+        runs_dir: Defaults to ``helpers.config.RUNS_DIR``.
+
+    Raises:
+        FileNotFoundError: naming where it looked.
+        ValueError: for a file that is not a run record.
+
+    Used in: the summary table and every notebook's Findings.
+    """
+    candidate = Path(run_id_or_path)
+    if candidate.is_dir():
+        candidate = candidate / RECORD_FILE_NAME
+    elif not candidate.is_file():
+        if runs_dir is None:
+            from helpers import config
+
+            runs_dir = config.RUNS_DIR
+        candidate = record_path(runs_dir, str(run_id_or_path))
+    if not candidate.is_file():
+        raise FileNotFoundError(
+            f"No run record at {candidate}. Pass a run id present in the runs "
+            "directory, a run directory or a record.json path."
+        )
+    try:
+        return RunRecord.from_json(candidate.read_text(encoding="utf-8"), path=candidate)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{candidate}: not valid JSON ({error}). Received: a damaged record") from None
+
+
+def list_records(
+    runs_dir: str | os.PathLike | None = None,
+    statuses: Iterable[str] | None = None,
+) -> list[RunRecord]:
+    """Every readable record under ``runs_dir``, oldest first.
+
+    Args:
+        runs_dir: Defaults to ``helpers.config.RUNS_DIR``; a missing
+            directory gives an empty list.
+        statuses: Keep only records with one of these statuses.
+
+    Unreadable or foreign files are skipped, so one damaged record never
+    hides the others.
+
+    Used in: the summary table of the report.
+    """
+    if runs_dir is None:
+        from helpers import config
+
+        runs_dir = config.RUNS_DIR
+    runs_dir = Path(runs_dir)
+    wanted = set(statuses) if statuses is not None else None
+    records = []
+    if not runs_dir.is_dir():
+        return records
+    for path in sorted(runs_dir.glob(f"*/{RECORD_FILE_NAME}")):
+        try:
+            record = RunRecord.from_json(path.read_text(encoding="utf-8"), path=path)
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        if wanted is None or record.status in wanted:
+            records.append(record)
+    records.sort(key=lambda record: (record.created or "", record.run_id))
+    return records

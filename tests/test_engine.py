@@ -1,0 +1,429 @@
+"""The experiment engine: configuration, records, cache, resume, divergence,
+determinism, diagnostics and the ``train`` command line.
+
+Training tests use a VGG-11 at 1/8 width on 128 synthetic images (a second
+or two per epoch on two cores); the subprocess tests pay TensorFlow's import.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from helpers.experiment import ExperimentConfig, FrozenOptions
+from helpers.records import RunRecord, list_records, load_record
+from tests.engine_helpers import (
+    PROJECT_ROOT,
+    python_command,
+    subprocess_env,
+    synthetic_cifar,
+    tiny_config,
+)
+
+# -- configuration ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"dataset": "mnist"},
+        {"optimizer": "rmsprop"},
+        {"learning_rate": 0.0},
+        {"learning_rate": float("nan")},
+        {"momentum": 1.0},
+        {"weight_decay": -1e-4},
+        {"batch_size": 0},
+        {"batch_size": True},
+        {"num_epochs": 1.5},
+        {"train_size": 16},  # smaller than one batch of 128
+        {"label_smoothing": 1.0},
+        {"strategy": "tpu"},
+        {"mixed_precision": "float16"},
+        {"jit_compile": "sometimes"},
+        {"steps_per_execution": 0},
+        {"model_options": [("depth", 3)]},
+        {"model_options": {"ratio": float("inf")}},
+        {"model": ""},
+    ],
+)
+def test_config_rejects_bad_values_with_received(changes):
+    with pytest.raises(ValueError, match="Received"):
+        ExperimentConfig(**{"model": "resnet20", **changes})
+
+
+def test_run_hash_ignores_labels_and_tracks_every_id_field():
+    base = ExperimentConfig(model="resnet20")
+    for label_change in ({"name": "baseline"}, {"data_dir": "/elsewhere"}, {"steps_per_execution": 7}):
+        assert base.replace(**label_change).config_hash == base.config_hash
+    id_changes = {
+        "model": "resnet56", "dataset": "cifar100", "model_options": {"width_multiplier": 0.5},
+        "optimizer": "adam", "learning_rate": 0.05, "momentum": 0.8, "nesterov": True,
+        "weight_decay": 5e-4, "weight_decay_mode": "decoupled", "batch_size": 64, "num_epochs": 3,
+        "schedule": "onecycle", "schedule_options": {"pct_start": 0.4}, "augment": False,
+        "train_size": 1000, "validation_size": 0, "data_seed": 1, "label_smoothing": 0.1,
+        "seed": 1, "mixed_precision": True, "jit_compile": True, "strategy": "mirrored",
+        "deterministic": False, "record_gradient_norms": False,
+    }
+    hashes = {base.config_hash}
+    for field, value in id_changes.items():
+        changed = base.replace(**{field: value})
+        assert changed.config_hash not in hashes, field
+        hashes.add(changed.config_hash)
+    # Numbers that are equal hash alike whatever their Python type.
+    assert base.replace(learning_rate=1).config_hash == base.replace(learning_rate=1.0).config_hash
+
+
+def test_config_round_trips_and_is_hashable():
+    config = ExperimentConfig(
+        model="resnet18", model_options={"stem": "cifar", "dropout": 0.3},
+        schedule="step", schedule_options={"boundary_epochs": [5, 8]}, name="student",
+    )
+    again = ExperimentConfig.from_dict(json.loads(config.to_json()))
+    assert again == config and hash(again) == hash(config)
+    assert again.config_hash == config.config_hash
+    assert config.model_options == {"dropout": 0.3, "stem": "cifar"}
+    assert isinstance(config.model_options, FrozenOptions)
+    assert config.schedule_options["boundary_epochs"] == (5, 8)
+    assert config.with_model_options(dropout=None).model_options == {"stem": "cifar"}
+    with pytest.raises(ValueError, match="Received"):
+        ExperimentConfig.from_dict({**config.to_dict(), "learning_rat": 0.1})
+    with pytest.raises(ValueError, match="Received"):
+        config.replace(learning_rat=0.1)
+
+
+def test_record_writes_strict_json_and_reads_back(tmp_path):
+    record = RunRecord(
+        run_id="x-cifar10-0", status="diverged", config=ExperimentConfig(model="vgg19"),
+        history={"epoch": [1, 2], "loss": [2.3, math.nan], "val_accuracy": [0.2, 0.1]},
+        test={"loss": math.inf, "accuracy": 0.1}, diverged_epoch=2,
+    )
+    path = record.save(tmp_path / "x-cifar10-0" / "record.json")
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    loaded = load_record("x-cifar10-0", runs_dir=tmp_path)
+    assert loaded.history["loss"] == [2.3, None]
+    assert math.isnan(loaded.final("loss")) and loaded.best("loss") == 2.3
+    assert loaded.best("val_accuracy") == 0.2 and loaded.best_epoch("val_accuracy") == 1
+    assert math.isnan(loaded.test_metric("loss"))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "record.json").write_text("{not json")
+    assert [r.run_id for r in list_records(tmp_path)] == ["x-cifar10-0"]
+
+
+# -- loss and weight decay -------------------------------------------------
+
+
+def test_label_smoothing_loss_matches_its_formula():
+    from helpers.engine import _make_loss
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 5)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3, 4, 0])
+    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    targets = np.full((6, 5), 0.1 / 5)
+    targets[np.arange(6), labels] += 0.9
+    expected = float(np.mean(-(targets * log_probs).sum(axis=1)))
+    assert float(_make_loss(0.1)(labels, logits)) == pytest.approx(expected, rel=1e-5)
+    plain = float(np.mean(-log_probs[np.arange(6), labels]))
+    assert float(_make_loss(0.0)(labels, logits)) == pytest.approx(plain, rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["coupled", "decoupled"])
+def test_weight_decay_reaches_kernels_only(mode):
+    import keras
+
+    from helpers.engine import _optimizer_class
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+    kernel, bias = model.trainable_variables
+    kernel_before, bias_before = kernel.numpy().copy(), bias.numpy().copy()
+    rate, decay = 0.1, 0.5
+    optimizer = _optimizer_class("sgd")(learning_rate=rate, momentum=0.0,
+                                        kernel_decay=decay, kernel_decay_mode=mode)
+    gradients = [np.ones_like(kernel_before), np.ones_like(bias_before)]
+    optimizer.apply(gradients, model.trainable_variables)
+    if mode == "coupled":  # w -= rate * (g + decay * w)
+        expected = kernel_before - rate * (1.0 + decay * kernel_before)
+    else:  # w -= rate * decay * w, then w -= rate * g
+        expected = kernel_before * (1.0 - rate * decay) - rate * 1.0
+    np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(bias.numpy(), bias_before - rate * 1.0, rtol=1e-6)
+
+
+# -- training runs ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data10():
+    return synthetic_cifar()
+
+
+RECORD_KEYS = {
+    "schema_version", "run_id", "name", "status", "seed", "epochs_completed", "diverged_epoch",
+    "config", "history", "test", "wall_seconds", "train_images_per_second", "diagnostics",
+    "data", "environment", "parameter_count", "schedule", "sessions", "created", "finished",
+    "error", "notes",
+}
+
+
+def test_run_records_everything_and_second_call_is_cached(tmp_path, data10, monkeypatch):
+    from helpers import engine
+
+    config = tiny_config(name="first")
+    record = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+
+    assert record.status == "completed"
+    saved = json.loads((tmp_path / record.run_id / "record.json").read_text())
+    assert set(saved) == RECORD_KEYS
+    assert saved["config"] == config.to_dict()
+    history = record.history
+    assert history["epoch"] == [1, 2]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+                "epoch_seconds", "train_seconds"):
+        assert len(history[key]) == 2 and all(math.isfinite(v) for v in history[key]), key
+    assert "top5_accuracy" not in history  # only with more than 10 classes
+    assert history["learning_rate"] == [pytest.approx(0.05)] * 2
+    assert set(record.test) == {"loss", "accuracy"}
+    assert record.wall_seconds > 0 and record.train_images_per_second > 0
+    assert saved["environment"]["versions"]["tensorflow"]
+    assert saved["environment"]["hardware"]["logical_cores"] == os.cpu_count()
+    assert saved["data"]["source"] == "synthetic" and saved["data"]["num_train"] == 128
+    assert (tmp_path / record.run_id / "model.weights.h5").is_file()
+    # The kept weights are the ones the test metrics were measured with.
+    from helpers.data import channel_stats
+
+    mean, std = channel_stats(data10.x_train)
+    model = engine.load_trained_model(record)
+    logits = model.predict((data10.x_test / 255.0 - mean) / std, verbose=0)
+    assert np.mean(logits.argmax(axis=1) == data10.y_test) == pytest.approx(record.test["accuracy"])
+    assert not list((tmp_path / record.run_id).glob("ckpt-*"))  # cleaned up once complete
+
+    # Gradient norms: every conv and dense kernel, before training and after each epoch.
+    norms = record.diagnostics["gradient_norms"]
+    assert record.diagnostics["gradient_norm_epochs"] == [0, 1, 2]
+    assert list(norms)[:2] == ["block1_conv1", "block2_conv1"] and "logits" in norms
+    assert len(norms) == 9  # VGG-11: 8 convolutions and the classifier
+    assert all(len(v) == 3 and all(x > 0 and math.isfinite(x) for x in v) for v in norms.values())
+
+    # The cache answers without building a model.
+    def no_model(*args, **kwargs):
+        raise AssertionError("a cached run must not build its model")
+
+    monkeypatch.setattr(engine, "_build_model", no_model)
+    started = time.perf_counter()
+    cached = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+    assert time.perf_counter() - started < 5
+    assert cached.run_id == record.run_id and cached.history == json.loads(json.dumps(history))
+    # A label does not change the run; any id field does.
+    assert engine.resolve_run_id(config.replace(name="other"), data10, tmp_path) == record.run_id
+    assert engine.resolve_run_id(config.replace(learning_rate=0.01), data10, tmp_path) != record.run_id
+    # The run id also hashes the data: other pixels, other run.
+    other_data = synthetic_cifar(seed=1)
+    assert engine.resolve_run_id(config, other_data, tmp_path) != record.run_id
+
+
+def test_nan_loss_marks_run_diverged_without_raising(tmp_path, data10):
+    from helpers import engine
+
+    config = tiny_config(learning_rate=1e12, num_epochs=4, model_options={
+        "width_multiplier": 0.125, "batch_norm": False})
+    record = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+
+    assert record.status == "diverged"
+    assert record.diverged_epoch == 1
+    assert record.history["epoch"] == [1]
+    assert not math.isfinite(record.curve("loss")[0])
+    saved = load_record(record.run_id, runs_dir=tmp_path)
+    assert saved.status == "diverged" and saved.diverged_epoch == 1
+    assert saved.history["loss"] == [None]
+    # A diverged run is a finished result: the cache serves it.
+    again = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+    assert again.status == "diverged" and again.created == record.created
+
+
+def test_same_config_and_seed_give_the_same_first_epoch(tmp_path):
+    from helpers import engine
+
+    data100 = synthetic_cifar(num_classes=100, seed=3)
+    config = tiny_config(dataset="cifar100", num_epochs=1, model_options={
+        "width_multiplier": 0.125, "classifier_dropout": 0.2})
+    first = engine.run(config, runs_dir=tmp_path / "a", data=data100, progress=False)
+    second = engine.run(config, runs_dir=tmp_path / "b", data=data100, progress=False)
+
+    assert first.run_id == second.run_id
+    for key in ("loss", "accuracy", "top5_accuracy", "val_loss", "val_accuracy", "val_top5_accuracy"):
+        assert first.history[key] == second.history[key], key
+    assert first.diagnostics["gradient_norms"] == second.diagnostics["gradient_norms"]
+    assert set(first.test) == {"loss", "accuracy", "top5_accuracy"}
+    assert first.test == second.test
+    different_seed = engine.run(config.replace(seed=1), runs_dir=tmp_path / "a", data=data100,
+                                progress=False)
+    assert different_seed.history["loss"] != first.history["loss"]
+
+
+RESUME_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from helpers import engine
+    from tests.engine_helpers import synthetic_cifar, tiny_config
+
+    original_save = engine._Checkpointer.save
+
+    def save_then_stall(self, model, epochs_completed, state):
+        original_save(self, model, epochs_completed, state)
+        if epochs_completed == 2 and "--stall" in sys.argv:
+            print("checkpointed", flush=True)
+            time.sleep(600)  # the test kills us here, in the middle of fit()
+
+    engine._Checkpointer.save = save_then_stall
+    config = tiny_config(num_epochs=4, schedule="step", schedule_options={"boundary_epochs": [2]})
+    record = engine.run(config, runs_dir=sys.argv[1], data=synthetic_cifar(), progress="lines")
+    print("status", record.status, flush=True)
+    """
+)
+
+
+def test_resume_after_sigkill_records_each_epoch_once(tmp_path):
+    from helpers import engine
+
+    runs_dir = tmp_path / "runs"
+    command = [*python_command(RESUME_SCRIPT), str(runs_dir), "--stall"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=subprocess_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()  # blocks until epoch 2 is checkpointed
+        assert line.strip() == "checkpointed", process.stderr.read()
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    (run_dir,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert json.loads((run_dir / "checkpoint.json").read_text())["epochs_completed"] == 2
+    assert json.loads((run_dir / "record.json").read_text())["status"] == "running"
+
+    config = tiny_config(num_epochs=4, schedule="step", schedule_options={"boundary_epochs": [2]})
+    record = engine.run(config, runs_dir=runs_dir, data=synthetic_cifar(), progress=False)
+
+    assert record.status == "completed"
+    assert record.history["epoch"] == [1, 2, 3, 4]
+    assert all(len(values) == 4 for values in record.history.values())
+    assert [s["start_epoch"] for s in record.sessions] == [0, 2]
+    # The optimizer's step count survived: the step schedule is at its second rate.
+    assert record.history["learning_rate"] == pytest.approx([0.05, 0.05, 0.005, 0.005])
+    assert record.diagnostics["gradient_norm_epochs"] == [0, 1, 2, 3, 4]
+    assert not (run_dir / "checkpoint.json").exists()
+
+
+def test_eps_resnet_records_gates_and_uses_the_side_head(tmp_path, data10):
+    from helpers import engine
+
+    config = tiny_config(model="eps_resnet20", num_epochs=1, model_options={"width_multiplier": 0.25})
+    record = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+
+    assert record.status == "completed"
+    gates = record.diagnostics["gates"]
+    assert len(gates) == 9 and list(gates)[0] == "stage1_block1"  # 3 stages x 3 blocks
+    assert all(len(values) == 2 and set(values) <= {0.0, 1.0} for values in gates.values())
+    assert record.diagnostics["gate_epochs"] == [0, 1]
+    assert len(record.diagnostics["discarded_blocks"]) == 2
+    for key in ("loss", "accuracy", "logits_loss", "side_logits_loss", "side_logits_accuracy"):
+        assert key in record.history, key
+    assert "accuracy" in record.test and "side_logits_accuracy" in record.test
+
+
+def test_cli_train_prints_one_json_record_and_then_serves_the_cache(tmp_path):
+    from tests.cifar_fixtures import write_cifar10_python
+
+    write_cifar10_python(tmp_path / "data", per_class=10)  # 500 training images, 100 test
+    command = [
+        sys.executable, "-m", "helpers", "train", "--model", "vgg11", "--dataset", "cifar10",
+        "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "32",
+        "--train-size", "64", "--validation-size", "50", "--lr", "0.05",
+        "--model-option", "width_multiplier=0.125", "--seed", "3",
+        "--runs-dir", str(tmp_path / "runs"), "--json",
+    ]
+    env = subprocess_env(CIFAR_LAB_CACHE_DIR=str(tmp_path / "cache"))
+    first = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                           timeout=240)
+    assert first.returncode == 0, first.stderr
+    record = json.loads(first.stdout)  # exactly one JSON object, nothing else
+    assert record["status"] == "completed"
+    assert record["config"]["model_options"] == {"width_multiplier": 0.125}
+    assert record["config"]["train_size"] == 64 and record["data"]["num_train"] == 64
+    assert len(record["history"]["loss"]) == 1
+    assert set(record["test"]) == {"loss", "accuracy"} and record["wall_seconds"] > 0
+    assert "epoch 1/1" in first.stderr
+
+    second = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == record
+    assert "cached" in second.stderr and "epoch 1/1" not in second.stderr
+
+    bad_command = [("resnet9000" if part == "vgg11" else part) for part in command]
+    bad = subprocess.run(bad_command, cwd=PROJECT_ROOT, env=env,
+                         capture_output=True, text=True, timeout=240)
+    assert bad.returncode != 0 and bad.stdout == ""
+    assert "Unknown model name" in bad.stderr
+
+
+def test_interrupt_saves_an_interrupted_record_and_the_next_call_resumes(tmp_path, data10,
+                                                                         monkeypatch, capsys):
+    from helpers import engine
+
+    original_save = engine._Checkpointer.save
+
+    def save_then_interrupt(self, model, epochs_completed, state):
+        original_save(self, model, epochs_completed, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine._Checkpointer, "save", save_then_interrupt)
+    config = tiny_config(num_epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(config, runs_dir=tmp_path, data=data10, progress="bar")
+    assert "epoch 1/2" in capsys.readouterr().err  # the tqdm bar, on stderr
+    (run_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    interrupted = load_record(run_dir)
+    assert interrupted.status == "interrupted" and "KeyboardInterrupt" in interrupted.error
+    assert interrupted.history["epoch"] == [1]
+
+    monkeypatch.setattr(engine._Checkpointer, "save", original_save)
+    record = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+    assert record.status == "completed" and record.error is None
+    assert record.history["epoch"] == [1, 2]
+    assert [session["start_epoch"] for session in record.sessions] == [0, 1]
+
+
+def test_plateau_counters_survive_a_checkpoint():
+    import keras
+
+    from helpers.engine import _callback_state, _decode_floats, _encode_floats, _make_state_restorer
+    from helpers.schedules import make_plateau_callback
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    before = make_plateau_callback(patience=5)
+    before.set_model(model)
+    before.on_train_begin()
+    before.wait, before.best, before.cooldown_counter = 3, 0.42, 1
+    saved = _decode_floats(json.loads(json.dumps(_encode_floats([_callback_state(before)]))))
+
+    after = make_plateau_callback(patience=5)
+    restorer = _make_state_restorer()([after], saved)
+    for callback in (after, restorer):  # the order fit calls them in
+        callback.set_model(model)
+        callback.on_train_begin()
+    assert (after.wait, after.best, after.cooldown_counter) == (3, 0.42, 1)

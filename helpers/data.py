@@ -46,6 +46,10 @@ import numpy as np
 
 from helpers import config
 
+# The seed of the fixed test subset that reduced profiles evaluate on: one
+# subset for every run, so their test numbers stay comparable.
+TEST_SUBSET_SEED = 12345
+
 # Bumped whenever decoding changes, so older cache entries are never reused.
 _CACHE_FORMAT = 2
 
@@ -810,6 +814,7 @@ def load_cifar(
     train_size: int | None = None,
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    test_size: int | None = None,
 ) -> CifarData:
     """Loads CIFAR-10 or CIFAR-100 as stratified train/validation/test splits.
 
@@ -825,6 +830,10 @@ def load_cifar(
         seed: Seeds both the validation split and the training subset.
         cache_dir: Where decoded arrays are cached; defaults to
             ``helpers.config.DATA_CACHE_DIR``.
+        test_size: None keeps the official test set whole (the default and
+            the full profile). A number takes a fixed stratified subset of
+            it, the same whatever ``seed`` is (``TEST_SUBSET_SEED``), for the
+            reduced profiles' cheap final evaluation.
 
     Returns:
         A :class:`CifarData`.
@@ -870,7 +879,16 @@ def load_cifar(
         chosen, _ = stratified_split(y_full[train_index], train_size, seed + 1)
         train_index = train_index[chosen]
 
+    test_index = np.arange(arrays["x_test"].shape[0])
+    if test_size is not None:
+        if not isinstance(test_size, (int, np.integer)) or not 0 < test_size <= test_index.size:
+            raise ValueError(
+                f"test_size must be between 1 and {test_index.size}. Received: {test_size!r}"
+            )
+        test_index, _ = stratified_split(arrays["y_test"], test_size, TEST_SUBSET_SEED)
+
     coarse = arrays.get("y_train_coarse")
+    coarse_test = arrays.get("y_test_coarse")
     return CifarData(
         name=spec.name,
         source=source.describe(),
@@ -879,8 +897,8 @@ def load_cifar(
         y_train=y_full[train_index],
         x_val=x_full[val_index],
         y_val=y_full[val_index],
-        x_test=arrays["x_test"],
-        y_test=arrays["y_test"],
+        x_test=arrays["x_test"][test_index],
+        y_test=arrays["y_test"][test_index],
         class_names=tuple(str(n) for n in arrays["class_names"]),
         num_classes=spec.num_classes,
         coarse_class_names=(
@@ -889,7 +907,7 @@ def load_cifar(
         ),
         y_train_coarse=coarse[train_index] if coarse is not None else None,
         y_val_coarse=coarse[val_index] if coarse is not None else None,
-        y_test_coarse=arrays.get("y_test_coarse"),
+        y_test_coarse=coarse_test[test_index] if coarse_test is not None else None,
         from_cache=from_cache,
         seed=seed,
     )

@@ -253,6 +253,17 @@ def _as_run_data(data: Any, config: ExperimentConfig) -> _RunData:
 
         chosen, _ = stratified_split(y_train, config.train_size, config.data_seed + 1)
         x_train, y_train = x_train[chosen], y_train[chosen]
+    x_test, y_test = np.asarray(data.x_test), np.asarray(data.y_test)
+    if config.test_size is not None and config.test_size != x_test.shape[0]:
+        if config.test_size > x_test.shape[0]:
+            raise ValueError(
+                f"test_size={config.test_size} exceeds the {x_test.shape[0]} test images of "
+                f"the data passed in. Received: test_size={config.test_size}"
+            )
+        from helpers.data import TEST_SUBSET_SEED, stratified_split
+
+        chosen, _ = stratified_split(y_test, config.test_size, TEST_SUBSET_SEED)
+        x_test, y_test = x_test[chosen], y_test[chosen]
     return _RunData(
         name=name,
         source=str(getattr(data, "source", "in-memory arrays")),
@@ -262,8 +273,8 @@ def _as_run_data(data: Any, config: ExperimentConfig) -> _RunData:
         y_train=y_train,
         x_val=x_val,
         y_val=y_val,
-        x_test=np.asarray(data.x_test),
-        y_test=np.asarray(data.y_test),
+        x_test=x_test,
+        y_test=y_test,
     )
 
 
@@ -275,6 +286,7 @@ def _load_run_data(config: ExperimentConfig) -> _RunData:
         data_dir=config.data_dir,
         validation_size=config.validation_size,
         train_size=config.train_size,
+        test_size=config.test_size,
         seed=config.data_seed,
     )
     return _as_run_data(loaded, config)
@@ -294,7 +306,8 @@ class _DataIdentityMemo:
 
     @staticmethod
     def key(fingerprint: str, config: ExperimentConfig) -> str:
-        return f"{fingerprint}|val={config.validation_size}|train={config.train_size}|seed={config.data_seed}"
+        return (f"{fingerprint}|val={config.validation_size}|train={config.train_size}"
+                f"|test={config.test_size}|seed={config.data_seed}")
 
     def get(self, key: str) -> str | None:
         try:

@@ -184,6 +184,11 @@ class ExperimentConfig:
             all of it (45,000 images with the default validation split).
         validation_size: Images held out of the official training set for
             validation; 0 disables validation (and with it "plateau").
+        test_size: None (default) evaluates on the whole official test set;
+            a number evaluates on a fixed stratified subset of it, the same
+            for every run and seed (``helpers.data.TEST_SUBSET_SEED``). Only
+            the reduced profiles use it, to keep a CPU run's one test pass
+            cheap; the full profile always uses all 10,000 images.
         data_seed: Seeds the validation split and the training subset. Kept
             apart from ``seed`` so that repeats over seeds share one split.
         label_smoothing: Label smoothing of the cross-entropy, in [0, 1).
@@ -230,6 +235,7 @@ class ExperimentConfig:
     augment: bool = True
     train_size: int | None = None
     validation_size: int = 5000
+    test_size: int | None = None
     data_seed: int = 0
     label_smoothing: float = 0.0
     seed: int = 0
@@ -293,6 +299,7 @@ class ExperimentConfig:
             ("num_epochs", 1, False),
             ("train_size", 1, True),
             ("validation_size", 0, False),
+            ("test_size", 1, True),
             ("data_seed", 0, False),
             ("seed", 0, False),
         ):

@@ -358,7 +358,7 @@ def discarded_blocks(records, title: str = "Blocks discarded by the gates"):
     for record in records:
         counts = record.diagnostics.get("discarded_blocks")
         if counts:
-            epochs = record.diagnostics.get("gradient_norm_epochs") or list(range(len(counts)))
+            epochs = record.diagnostics.get("gate_epochs") or list(range(len(counts)))
             epochs = list(epochs)[-len(counts):] if len(epochs) >= len(counts) else list(range(len(counts)))
             axis.plot(epochs, counts, marker="o", label=_label(record))
     axis.set_xlabel("epoch")

@@ -29,6 +29,8 @@ class Profile:
         name: "smoke", "quick" or "full".
         train_size: Training images (a stratified subset); None = all 45,000.
         validation_size: Images held out for every model-selection decision.
+        test_size: Images of the official test set evaluated once per run;
+            None = all 10,000 (reduced profiles use a fixed stratified subset).
         batch_size: Global batch (images per optimiser step).
         seeds: Seeds repeated for each arm of a comparison.
         width: Width multiplier for the expensive nets (VGG, ResNet-18/50).
@@ -45,6 +47,7 @@ class Profile:
     name: str
     train_size: int | None
     validation_size: int
+    test_size: int | None
     batch_size: int
     seeds: tuple[int, ...]
     width: float
@@ -74,8 +77,9 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        train_size=400,
-        validation_size=200,
+        train_size=256,
+        validation_size=128,
+        test_size=500,
         batch_size=64,
         seeds=(0,),
         width=0.125,
@@ -85,30 +89,32 @@ PROFILES: dict[str, Profile] = {
         epsilon_depth=20,
         epsilons=(0.0, 1.0),
         cifar100_models=("resnet18", "resnet20"),
-        lr_find_iterations=20,
+        lr_find_iterations=12,
         description="smoke test: tiny subsets, numbers are meaningless",
     ),
     "quick": Profile(
         name="quick",
-        train_size=5000,
-        validation_size=2000,
+        train_size=1500,
+        validation_size=500,
+        test_size=1000,
         batch_size=128,
         seeds=(0,),
         width=0.25,
-        epochs={"01": 8, "02": 10, "03": 6, "04": 10, "05": 10, "06": 10, "07": 8},
-        depths=(20, 32, 44, 56),
-        degradation_depths=(20, 56),
+        epochs={"01": 4, "02": 6, "03": 4, "04": 5, "05": 6, "06": 3, "07": 4},
+        depths=(20, 32, 44),
+        degradation_depths=(20, 44),
         epsilon_depth=56,
-        epsilons=(0.0, 0.5, 1.5),
-        cifar100_models=("resnet18", "resnet20", "resnet56"),
-        lr_find_iterations=80,
-        description="quick: real data at reduced scale on a CPU (5,000 training images, "
-                    "quarter-width VGG/ResNet-18/50, under 10 epochs)",
+        epsilons=(0.0, 2.5, 8.0),
+        cifar100_models=("resnet18", "resnet20"),
+        lr_find_iterations=60,
+        description="quick: real data at reduced scale on a 2-core CPU (1,500 training images, "
+                    "quarter-width VGG/ResNet-18/50, 3-6 epochs, 1,000 test images)",
     ),
     "full": Profile(
         name="full",
         train_size=None,
         validation_size=5000,
+        test_size=None,
         batch_size=128,
         seeds=(0, 1, 2),
         width=1.0,

@@ -254,6 +254,9 @@ def _kernel_environment(notebook: str, data_dir: Path | None) -> Iterator[None]:
         # An inherited MPLBACKEND=Agg would stop ipykernel's inline backend,
         # and with it every figure in the report.
         "MPLBACKEND": None,
+        # One plain line per epoch: Jupyter progress widgets would render as
+        # stale bars in the executed copies and the HTML.
+        "CIFAR_LAB_PROGRESS": "lines",
     }
     if data_dir is not None:
         changes[config.DATA_DIR_ENV] = str(data_dir)

@@ -34,7 +34,11 @@ def base_config(profile: Profile, notebook: str, data_dir=None, **fields) -> Exp
         data_dir=None if data_dir is None else str(data_dir),
         train_size=profile.train_size,
         validation_size=profile.validation_size,
+        test_size=profile.test_size,
         batch_size=profile.batch_size,
+        # Per-layer gradient norms are plotted in 01 only; elsewhere they
+        # would cost a traced function per run for nothing shown.
+        record_gradient_norms=notebook[:2] == "01",
         num_epochs=profile.epochs_for(notebook),
         seed=profile.seeds[0],
         weight_decay=WEIGHT_DECAY,

@@ -1072,6 +1072,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated numbers or names to execute, e.g. 00,01 (default: all); "
                              "the page still shows the other notebooks' existing executed copies")
     parser.add_argument("--no-pdf", action="store_true", help="render index.html only, no report.pdf")
+    parser.add_argument("--require-pdf", action="store_true",
+                        help="fail before executing anything when Chromium (which prints the PDF) "
+                             "is missing; by default the PDF is then skipped with a warning")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="longest time one cell may run (default: no limit)")
     parser.add_argument("--render-only", action="store_true",
@@ -1094,7 +1097,8 @@ def _profile_of(path: Path) -> str | None:
 def run_report(profile: str | None, *, notebooks_dir: str | os.PathLike | None = None,
                output_dir: str | os.PathLike | None = None,
                data_dir: str | os.PathLike | None = None, select: Sequence[str] | None = None,
-               pdf: bool = True, timeout: float | None = None, render_only: bool = False) -> int:
+               pdf: bool = True, timeout: float | None = None, render_only: bool = False,
+               require_pdf: bool = False) -> int:
     """Executes the selected notebooks and renders the report; returns an exit status.
 
     0 when every notebook ran and everything was written; 1 when a notebook
@@ -1116,9 +1120,13 @@ def run_report(profile: str | None, *, notebooks_dir: str | os.PathLike | None =
     if data_dir is not None and not Path(data_dir).expanduser().exists():
         raise ValueError(f"--data-dir does not exist. Received: {str(data_dir)!r}")
     chromium = find_chromium() if pdf else None
+    pdf_skipped = False
     if pdf and chromium is None:
         # Said before hours of execution, not after.
-        raise ValueError(_NO_CHROMIUM + " Received: no --no-pdf")
+        if require_pdf:
+            raise ValueError(_NO_CHROMIUM + " Received: --require-pdf")
+        _log(f"report: warning: {_NO_CHROMIUM} Rendering index.html only.")
+        pdf, pdf_skipped = False, True
     if output_dir.resolve() == notebooks_dir.resolve() or executed_dir.resolve() == notebooks_dir.resolve():
         raise ValueError(f"The report must not be written into the notebooks directory. "
                          f"Received: --output-dir {output_dir}")
@@ -1179,6 +1187,8 @@ def run_report(profile: str | None, *, notebooks_dir: str | os.PathLike | None =
             _log(f"report: error: {error}")
             status = 1
 
+    if pdf_skipped:
+        _log(f"report: warning: report.pdf was not written. {_NO_CHROMIUM}")
     failed = [failure for failure in failures.values() if failure is not None]
     if not render_only:
         _log(f"report: executed {len(selected)} notebook{'s' if len(selected) != 1 else ''} "
@@ -1196,4 +1206,5 @@ def report_main(args: argparse.Namespace) -> int:
     select = args.notebooks.split(",") if args.notebooks else None
     return run_report(args.profile, notebooks_dir=args.notebooks_dir, output_dir=args.output_dir,
                       data_dir=args.data_dir, select=select, pdf=not args.no_pdf,
-                      timeout=args.timeout, render_only=args.render_only)
+                      timeout=args.timeout, render_only=args.render_only,
+                      require_pdf=args.require_pdf)

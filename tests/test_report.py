@@ -218,14 +218,24 @@ def test_render_only_reads_failures_back_from_executed_copies(executed, tmp_path
     assert len(re.findall(r"<img\b", page)) == 2
 
 
-def test_missing_chromium_fails_before_executing(executed, tmp_path, monkeypatch):
+def test_missing_chromium_fails_before_executing_only_when_the_pdf_is_required(
+        executed, tmp_path, monkeypatch):
     monkeypatch.setattr(report, "find_chromium", lambda: None)
-    status, stderr = _run_cli(["report", "--profile", "smoke",
+    status, stderr = _run_cli(["report", "--profile", "smoke", "--require-pdf",
                                "--notebooks-dir", str(executed["notebooks_dir"]),
                                "--output-dir", str(tmp_path / "out")])
     assert status == 2
     assert "apt-get install chromium" in stderr and "--no-pdf" in stderr
     assert not (tmp_path / "out").exists()
+    # By default the HTML is still rendered, with a loud warning and no PDF.
+    (tmp_path / "out2").mkdir()
+    shutil.copytree(executed["output_dir"] / "executed", tmp_path / "out2" / "executed")
+    status, stderr = _run_cli(["report", "--render-only", "--notebooks-dir", str(executed["notebooks_dir"]),
+                               "--output-dir", str(tmp_path / "out2")])
+    assert status == 1  # the fixture's failing notebook, not the missing PDF
+    assert "report.pdf was not written" in stderr and "apt-get install chromium" in stderr
+    assert (tmp_path / "out2" / "index.html").is_file()
+    assert not (tmp_path / "out2" / "report.pdf").exists()
 
 
 def test_bad_selection_and_profile_are_refused(executed, tmp_path):

@@ -1,0 +1,323 @@
+"""Training throughput of the project's models, and ResNet-20 against PyTorch.
+
+Prints one JSON object:
+
+* ``models``: for resnet20, resnet56, resnet18 (CIFAR stem) and vgg19 with
+  batch norm, at batch 128, training images/s of the engine's compiled
+  training step (``helpers.engine``'s loss, optimizer and weight decay,
+  ``model.fit`` with ``steps_per_execution``) fed by the project's
+  ``tf.data`` pipeline on real-shaped data: median of ``--repeats`` timed
+  repeats after a warm-up repeat that pays for tracing;
+* ``engine_loop``: ResNet-20 trained by ``helpers.engine.run`` itself
+  (progress, per-epoch records, checkpoints and gradient-norm diagnostics
+  on), images/s per epoch after the first, and its ratio to the benchmark;
+* ``pipeline_images_per_second``: the augmented pipeline alone;
+* ``pytorch_reference`` (when torch is installed): the same ResNet-20 (same
+  layers, option-A shortcuts, parameter count printed beside ours) in
+  PyTorch, channels-last, SGD with momentum, in a separate process; the
+  TensorFlow and PyTorch repeats alternate (paired), and ``ratio`` is the
+  median of the per-pair ratios ours / reference.
+
+Usage:
+    python benchmarks/throughput.py [--repeats 5] [--batches 10] [--models resnet20,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODELS = {
+    "resnet20": {},
+    "resnet56": {},
+    "resnet18": {"stem": "cifar"},
+    "vgg19": {"batch_norm": True},
+}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# --------------------------------------------------------------------------
+# Worker processes: one repeat per line read on stdin, one JSON line out.
+# --------------------------------------------------------------------------
+
+def _tensorflow_worker(model_name: str, batch_size: int, batches: int) -> None:
+    import keras
+    import numpy as np
+
+    from helpers.experiment import ExperimentConfig
+    from helpers import engine
+    from helpers.pipeline import make_dataset
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch_size * batches * 4, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, images.shape[0])
+    config = ExperimentConfig(model=model_name, model_options=MODELS[model_name], batch_size=batch_size,
+                              weight_decay=5e-4, deterministic=False)
+    keras.utils.set_random_seed(0)
+    compiled = engine._compile(config, 10, batches, None)
+    model = compiled.model
+    dataset = make_dataset(images, labels, batch_size=batch_size, training=True,
+                           mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26], seed=0,
+                           repeat=True, drop_remainder=True)
+    iterator_dataset = dataset
+    parameters = int(sum(np.prod(v.shape) for v in model.trainable_variables))
+    print(json.dumps({"ready": True, "parameters": parameters,
+                      "steps_per_execution": compiled.steps_per_execution}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        started = time.perf_counter()
+        model.fit(iterator_dataset, epochs=1, steps_per_epoch=batches, verbose=0)
+        seconds = time.perf_counter() - started
+        print(json.dumps({"images_per_second": batches * batch_size / seconds}), flush=True)
+
+
+def _torch_worker(batch_size: int, batches: int) -> None:
+    import torch
+    from torch import nn
+    import torch.nn.functional as functional
+
+    torch.manual_seed(0)
+
+    class Block(nn.Module):
+        def __init__(self, in_channels, out_channels, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(out_channels)
+            self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(out_channels)
+            self.pad = out_channels - in_channels
+            self.stride = stride
+
+        def forward(self, x):
+            out = functional.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            shortcut = x
+            if self.stride != 1 or self.pad:
+                # Option A: subsample, zero-pad the new channels (no parameters).
+                shortcut = functional.pad(x[:, :, ::self.stride, ::self.stride],
+                                          (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+            return functional.relu(out + shortcut)
+
+    class ResNet20(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+            self.bn = nn.BatchNorm2d(16)
+            layers, channels = [], 16
+            for stage, width in enumerate((16, 32, 64)):
+                for block in range(3):
+                    layers.append(Block(channels, width, 2 if stage and block == 0 else 1))
+                    channels = width
+            self.blocks = nn.Sequential(*layers)
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            x = functional.relu(self.bn(self.conv(x)))
+            x = self.blocks(x)
+            return self.fc(torch.flatten(functional.adaptive_avg_pool2d(x, 1), 1))
+
+    model = ResNet20().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    loss_function = nn.CrossEntropyLoss()
+    images = [torch.randn(batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+              for _ in range(batches)]
+    labels = torch.randint(0, 10, (batches, batch_size))
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def repeat():
+        model.train()
+        for step in range(batches):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_function(model(images[step]), labels[step])
+            loss.backward()
+            optimizer.step()
+
+    repeat()  # warm-up
+    print(json.dumps({"ready": True, "parameters": parameters, "torch": torch.__version__,
+                      "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        started = time.perf_counter()
+        repeat()
+        seconds = time.perf_counter() - started
+        print(json.dumps({"images_per_second": batches * batch_size / seconds}), flush=True)
+
+
+class _Worker:
+    def __init__(self, arguments: list[str]):
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", *arguments], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"benchmark worker {self.process.args[3:]} exited early")
+            if line.startswith("{"):
+                return json.loads(line)
+
+    def repeat(self) -> float:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        return self._read()["images_per_second"]
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.write("stop\n")
+            self.process.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        self.process.wait(timeout=60)
+
+
+def _measure_model(name: str, args) -> dict:
+    worker = _Worker(["tensorflow", name, str(args.batch_size), str(args.batches)])
+    try:
+        worker.repeat()  # warm-up: tracing and autotuning
+        rates = [worker.repeat() for _ in range(args.repeats)]
+    finally:
+        worker.close()
+    return {"images_per_second": round(statistics.median(rates), 1),
+            "repeats": [round(r, 1) for r in rates], "parameters": worker.info["parameters"],
+            "steps_per_execution": worker.info["steps_per_execution"]}
+
+
+def _paired_reference(args) -> dict:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return {"skipped": "torch is not installed (pip install torch==2.13.0)"}
+    ours = _Worker(["tensorflow", "resnet20", str(args.batch_size), str(args.batches)])
+    reference = _Worker(["torch", "resnet20", str(args.batch_size), str(args.batches)])
+    try:
+        ours.repeat()
+        pairs = []
+        for index in range(args.repeats):
+            # Alternate which goes first so slow drifts of the machine cancel.
+            if index % 2 == 0:
+                a = ours.repeat(); b = reference.repeat()
+            else:
+                b = reference.repeat(); a = ours.repeat()
+            pairs.append((a, b))
+    finally:
+        ours.close()
+        reference.close()
+    ratios = [a / b for a, b in pairs]
+    return {
+        "tensorflow_images_per_second": round(statistics.median(a for a, _ in pairs), 1),
+        "pytorch_images_per_second": round(statistics.median(b for _, b in pairs), 1),
+        "ratio": round(statistics.median(ratios), 3),
+        "pair_ratios": [round(r, 3) for r in ratios],
+        "parameters_ours": ours.info["parameters"],
+        "parameters_reference": reference.info["parameters"],
+        "torch": reference.info.get("torch"),
+        "torch_threads": reference.info.get("threads"),
+    }
+
+
+def _engine_loop(args) -> dict:
+    import numpy as np
+
+    from helpers.engine import run
+    from helpers.experiment import ExperimentConfig
+    import tempfile
+    import types
+
+    rng = np.random.default_rng(0)
+    count = args.batch_size * args.batches
+    data = types.SimpleNamespace(
+        name="cifar10", source="synthetic", source_fingerprint=None, num_classes=10,
+        x_train=rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
+        y_train=rng.integers(0, 10, count),
+        x_val=rng.integers(0, 256, (args.batch_size, 32, 32, 3), dtype=np.uint8),
+        y_val=rng.integers(0, 10, args.batch_size),
+        x_test=rng.integers(0, 256, (args.batch_size, 32, 32, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, args.batch_size))
+    config = ExperimentConfig(model="resnet20", batch_size=args.batch_size, num_epochs=args.repeats + 1,
+                              validation_size=args.batch_size, weight_decay=5e-4,
+                              record_gradient_norms=True)
+    with tempfile.TemporaryDirectory() as runs_dir:
+        record = run(config, runs_dir=runs_dir, data=data, progress=False)
+    seconds = record.history["train_seconds"][1:]
+    rates = [count / s for s in seconds]
+    return {"images_per_second": round(statistics.median(rates), 1),
+            "repeats": [round(r, 1) for r in rates], "status": record.status}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--worker":
+        framework, model, batch_size, batches = argv[1:5]
+        if framework == "torch":
+            _torch_worker(int(batch_size), int(batches))
+        else:
+            _tensorflow_worker(model, int(batch_size), int(batches))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batches", type=int, default=10, help="training steps per timed repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--skip-reference", action="store_true")
+    args = parser.parse_args(argv)
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from helpers.pipeline import measure_throughput
+
+    class _Arrays:
+        x_train = np.random.default_rng(0).integers(0, 256, (20000, 32, 32, 3), dtype=np.uint8)
+        y_train = np.random.default_rng(1).integers(0, 10, 20000)
+
+    result = {
+        "benchmark": "training_throughput",
+        "batch_size": args.batch_size,
+        "batches_per_repeat": args.batches,
+        "repeats": args.repeats,
+        "machine": {"cpu": _cpu_model(), "logical_cores": os.cpu_count(), "platform": platform.platform()},
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "numpy": np.__version__},
+        "pipeline_images_per_second": round(measure_throughput(
+            _Arrays, batch_size=args.batch_size, num_batches=100, repeats=args.repeats)["images_per_second"], 1),
+        "models": {},
+    }
+    for name in args.models.split(","):
+        result["models"][name] = _measure_model(name, args)
+    if "resnet20" in result["models"]:
+        result["engine_loop"] = _engine_loop(args)
+        result["engine_loop"]["ratio_to_benchmark"] = round(
+            result["engine_loop"]["images_per_second"] / result["models"]["resnet20"]["images_per_second"], 3)
+    if not args.skip_reference:
+        result["pytorch_reference"] = _paired_reference(args)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

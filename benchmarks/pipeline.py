@@ -28,6 +28,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from helpers import environment  # noqa: E402
+
 
 def _data(data_dir: str | None, train_images: int):
     import numpy as np
@@ -91,22 +93,12 @@ def main(argv=None) -> int:
         "training_images_per_second": round(training, 1),
         "training_repeats": [round(r, 1) for r in rates],
         "ratio": round(pipeline["images_per_second"] / training, 2),
-        "machine": {"cpu": _cpu_model(), "logical_cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": environment.hardware(),
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                      "keras": keras.__version__},
     }
     print(json.dumps(result, indent=2))
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -38,22 +38,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from helpers import environment  # noqa: E402
+
 MODELS = {
     "resnet20": {},
     "resnet56": {},
     "resnet18": {"stem": "cifar"},
     "vgg19": {"batch_norm": True},
 }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # --------------------------------------------------------------------------
@@ -300,7 +292,7 @@ def main(argv=None) -> int:
         "batch_size": args.batch_size,
         "batches_per_repeat": args.batches,
         "repeats": args.repeats,
-        "machine": {"cpu": _cpu_model(), "logical_cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": environment.hardware(),
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                      "keras": keras.__version__, "numpy": np.__version__},
         "pipeline_images_per_second": round(measure_throughput(

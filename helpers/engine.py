@@ -65,7 +65,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import time
 import weakref
@@ -75,6 +74,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from helpers import config as project_config
+from helpers import environment
 from helpers.experiment import CONFIG_SCHEMA_VERSION, ExperimentConfig, canonical_json
 from helpers.records import (
     FINISHED_STATUSES,
@@ -403,36 +403,8 @@ def _resolve_identity(config: ExperimentConfig, data: Any, runs_dir: Path) -> tu
 # ---------------------------------------------------------------------------
 
 
-def _git_state() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(
-                ["git", *args], cwd=project_config.PROJECT_ROOT, capture_output=True,
-                text=True, timeout=10,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    revision = git("rev-parse", "HEAD")
-    if revision is None:
-        return {"revision": None, "dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"revision": revision, "dirty": bool(status) if status is not None else None}
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _environment() -> dict[str, Any]:
+def describe_environment() -> dict[str, Any]:
+    """Git state, versions and hardware, as stored in every run record."""
     import keras
     import tensorflow as tf
 
@@ -444,19 +416,14 @@ def _environment() -> dict[str, Any]:
             details = {}
         gpus.append(details.get("device_name", device.name))
     return {
-        "git": _git_state(),
+        "git": environment.git_state(),
         "versions": {
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "numpy": np.__version__,
         },
-        "hardware": {
-            "cpu": _cpu_model(),
-            "logical_cores": os.cpu_count(),
-            "gpus": gpus,
-            "platform": platform.platform(),
-        },
+        "hardware": environment.hardware(gpus),
     }
 
 
@@ -713,8 +680,6 @@ class _Compiled:
 
 
 def _compile(config: ExperimentConfig, num_classes: int, steps_per_epoch: int, strategy) -> _Compiled:
-    import keras
-
     from helpers.schedules import make_schedule
 
     notes: list[str] = []
@@ -1526,7 +1491,7 @@ def _train(config, run_id, run_dir, run_data, strategy, reporter, resume, chief,
                 "steps_per_epoch": steps_per_epoch,
                 "images_per_epoch": steps_per_epoch * config.batch_size,
             },
-            environment={**_environment(), "dtype_policy": policy,
+            environment={**describe_environment(), "dtype_policy": policy,
                          "replicas": getattr(strategy, "num_replicas_in_sync", 1),
                          "steps_per_execution": compiled.steps_per_execution},
             parameter_count=int(model.count_params()),

@@ -28,10 +28,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import html
-import importlib.metadata
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -41,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from helpers import config
+from helpers import config, environment
 
 # The profiles every notebook understands (see the notebooks' parameters cell).
 PROFILES = ("smoke", "quick", "full")
@@ -424,58 +422,6 @@ def failure_from_executed(path: str | os.PathLike) -> NotebookFailure | None:
 # ---------------------------------------------------------------------------
 
 
-def _package_version(*names: str) -> str | None:
-    for name in names:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _gpu_names() -> list[str]:
-    # nvidia-smi answers without importing TensorFlow (seconds saved per render).
-    executable = shutil.which("nvidia-smi")
-    if executable is None:
-        return []
-    try:
-        result = subprocess.run([executable, "--query-gpu=name", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in result.stdout.splitlines() if line.strip()] if result.returncode == 0 else []
-
-
-def _git_state(project_root: Path) -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(["git", *args], cwd=project_root, capture_output=True,
-                                    text=True, timeout=20)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    revision = git("rev-parse", "HEAD")
-    if revision is None:
-        return {"revision": None, "dirty": None}
-    # Rendering rewrites report/ and the notebooks rewrite figures/: those
-    # are this command's outputs, not changes to the code that made them.
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                 ":(exclude)report", ":(exclude)figures")
-    return {"revision": revision, "dirty": bool(status) if status is not None else None}
-
-
 def collect_stamp(profile: str | None, project_root: str | os.PathLike | None = None) -> dict[str, Any]:
     """What the report is stamped with: profile, date, hardware, versions, git.
 
@@ -488,14 +434,11 @@ def collect_stamp(profile: str | None, project_root: str | os.PathLike | None = 
     return {
         "profile": profile,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "hardware": {"cpu": _cpu_model(), "logical_cores": os.cpu_count(), "gpus": _gpu_names()},
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": _package_version("tensorflow", "tensorflow-cpu", "tf-nightly"),
-            "keras": _package_version("keras"),
-            "numpy": _package_version("numpy"),
-        },
-        "git": _git_state(root),
+        "hardware": {key: value for key, value in environment.hardware().items() if key != "platform"},
+        "versions": environment.software_versions(),
+        # Rendering rewrites report/ and the notebooks rewrite figures/: those
+        # are this command's outputs, not changes to the code that made them.
+        "git": environment.git_state(root, exclude=("report", "figures")),
     }
 
 
@@ -788,7 +731,7 @@ def _render_notebook(path: Path, failure: NotebookFailure | None, printable: boo
                          f'<pre class="source"><code>{html.escape(cell.source)}</code></pre></details>')
         if SUMMARY_TAG in tags and outputs:
             summary_blocks.append(outputs)
-            parts.append(f'<p class="from"><a href="#summary">(table shown in the Summary)</a></p>')
+            parts.append('<p class="from"><a href="#summary">(table shown in the Summary)</a></p>')
         elif outputs:
             parts.append(outputs)
         if failing_cell is not None and not injected and code_number == failing_cell[0] and not stopped:

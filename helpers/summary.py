@@ -123,9 +123,9 @@ def stamp(profile: Profile) -> str:
 
     Used in: 08_summary
     """
-    from helpers.engine import _environment  # the same description run records carry
+    from helpers.engine import describe_environment  # what run records carry
 
-    environment = _environment()
+    environment = describe_environment()
     versions = environment.get("versions", {})
     hardware = environment.get("hardware", {})
     git = environment.get("git") or {}

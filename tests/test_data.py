@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-import os
 import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,0 +1,104 @@
+"""What a result was produced on: hardware, software versions, git revision.
+
+Run records, the report's stamp and the benchmarks all describe their
+machine with these functions, so the three always agree.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Sequence
+
+from helpers import config
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_names() -> list[str]:
+    """GPU names from nvidia-smi, without importing TensorFlow; [] if none."""
+    executable = shutil.which("nvidia-smi")
+    if executable is None:
+        return []
+    try:
+        result = subprocess.run([executable, "--query-gpu=name", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if result.returncode != 0:
+        return []
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def package_version(*names: str) -> str | None:
+    """The installed version of the first of ``names`` that is installed."""
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def software_versions() -> dict[str, str | None]:
+    """Python, TensorFlow, Keras and numpy versions, without importing them."""
+    return {
+        "python": platform.python_version(),
+        "tensorflow": package_version("tensorflow", "tensorflow-cpu", "tf-nightly"),
+        "keras": package_version("keras"),
+        "numpy": package_version("numpy"),
+    }
+
+
+def git_state(project_root: str | os.PathLike | None = None,
+              exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """The checkout's revision and whether tracked files differ from it.
+
+    Args:
+        project_root: Defaults to the project root.
+        exclude: Paths whose changes do not count as dirty (a command's own
+            outputs, e.g. ``report`` and ``figures``).
+
+    Returns:
+        {"revision": sha or None, "dirty": bool or None}; None outside git.
+    """
+    root = Path(project_root) if project_root is not None else config.PROJECT_ROOT
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(["git", *args], cwd=root, capture_output=True,
+                                    text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    revision = git("rev-parse", "HEAD")
+    if revision is None:
+        return {"revision": None, "dirty": None}
+    pathspec = ["--", "."] + [f":(exclude){path}" for path in exclude] if exclude else []
+    status = git("status", "--porcelain", "--untracked-files=no", *pathspec)
+    return {"revision": revision, "dirty": bool(status) if status is not None else None}
+
+
+def hardware(gpus: list[str] | None = None) -> dict[str, Any]:
+    """CPU model, logical cores, GPUs and platform."""
+    return {
+        "cpu": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "gpus": gpu_names() if gpus is None else gpus,
+        "platform": platform.platform(),
+    }

@@ -24,12 +24,30 @@ from helpers.profiles import Profile
 WEIGHT_DECAY = 5e-4
 
 
+# The published SGD rates are for batch 128. A profile with another batch
+# scales them linearly (Goyal et al. 2017), so the quick profile's smaller
+# batches (more steps on a small subset) keep the same rate per image.
+REFERENCE_BATCH_SIZE = 128
+
+
+def scaled_rate(profile: Profile, learning_rate: float) -> float:
+    """An SGD rate given for batch 128, scaled to the profile's batch.
+
+    Used in: 01_vgg_gradients through 07_cifar100
+    """
+    return learning_rate * profile.batch_size / REFERENCE_BATCH_SIZE
+
+
 def base_config(profile: Profile, notebook: str, data_dir=None, **fields) -> ExperimentConfig:
     """The profile's scale for one notebook: sizes, batch, epochs, first seed.
+
+    The SGD rate defaults to He et al.'s 0.1 per 128 images, scaled to the
+    profile's batch.
 
     Used in: 01_vgg_gradients through 07_cifar100
     """
     values = dict(
+        learning_rate=scaled_rate(profile, 0.1),
         dataset="cifar10",
         data_dir=None if data_dir is None else str(data_dir),
         train_size=profile.train_size,
@@ -68,25 +86,26 @@ def vgg_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
     """VGG-19 without batch norm as the student trained it, then the fixes.
 
     The baseline is VGG-19 with no batch norm and Keras' default (Glorot
-    uniform) initialisation under SGD. Arms: a high rate (0.05) and a lower
-    one (0.01); Adam at 1e-3 (what the student probably used); then, at the
+    uniform) initialisation under SGD. Arms: a high rate (0.05 per 128
+    images) and a lower one (0.01); Adam at 1e-3 (what the student probably used); then, at the
     lower SGD rate and the same budget, He initialisation alone, and batch
     norm alone. Batch norm is also run at the high rate, where it matters.
 
     Used in: 01_vgg_gradients
     """
     base = base_config(profile, "01", data_dir, model="vgg19", schedule="constant",
-                       learning_rate=0.01,
+                       learning_rate=scaled_rate(profile, 0.01),
                        model_options={"batch_norm": False, "kernel_initializer": "glorot_uniform",
                                       "width_multiplier": profile.width})
+    high, low = scaled_rate(profile, 0.05), scaled_rate(profile, 0.01)
     return _named({
-        "no BN, Glorot, SGD 0.05": base.replace(learning_rate=0.05),
-        "no BN, Glorot, SGD 0.01": base,
+        "no BN, Glorot, SGD high rate": base.replace(learning_rate=high),
+        "no BN, Glorot, SGD low rate": base,
         "no BN, Glorot, Adam 1e-3": base.replace(optimizer="adam", learning_rate=1e-3,
                                                  weight_decay_mode="decoupled", weight_decay=1e-4),
-        "no BN, He, SGD 0.01": base.with_model_options(kernel_initializer="he_normal"),
-        "BN, Glorot, SGD 0.01": base.with_model_options(batch_norm=True),
-        "BN, Glorot, SGD 0.05": base.with_model_options(batch_norm=True).replace(learning_rate=0.05),
+        "no BN, He, SGD low rate": base.with_model_options(kernel_initializer="he_normal"),
+        "BN, Glorot, SGD low rate": base.with_model_options(batch_norm=True),
+        "BN, Glorot, SGD high rate": base.with_model_options(batch_norm=True).replace(learning_rate=high),
     })
 
 
@@ -98,10 +117,10 @@ def schedule_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig
 
     Used in: 02_lr_schedules
     """
-    base = base_config(profile, "02", data_dir, model="resnet20", learning_rate=0.1)
+    base = base_config(profile, "02", data_dir, model="resnet20")
     patience = max(1, round(base.num_epochs / 16))
     return _named({
-        "constant 0.1": base.replace(schedule="constant"),
+        "constant": base.replace(schedule="constant"),
         "step /10 at 50%, 75%": base.replace(schedule="step"),
         f"plateau x0.1, patience {patience}": base.replace(
             schedule="plateau", schedule_options={"factor": 0.1, "patience": patience}),
@@ -179,7 +198,6 @@ def dropout_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]
     Used in: 04_dropout
     """
     base = base_config(profile, "04", data_dir, model="resnet18", schedule="plateau",
-                       learning_rate=0.1,
                        model_options={"width_multiplier": profile.width})
     patience = max(1, round(base.num_epochs / 20))
     base = base.replace(schedule_options={"factor": 0.1, "patience": patience})

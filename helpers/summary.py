@@ -33,8 +33,9 @@ def _headline_configs(profile: Profile, data_dir=None, runs_dir=None) -> list[tu
     """(summary row, arm description, config) for every headline arm."""
     rows = []
     vgg = studies.vgg_arms(profile, data_dir)
-    rows += [("VGG-19 on CIFAR-10", "no BN, Glorot, SGD 0.05 (the student's set-up)", vgg["no BN, Glorot, SGD 0.05"]),
-             ("VGG-19 on CIFAR-10", "batch norm, SGD 0.05", vgg["BN, Glorot, SGD 0.05"])]
+    rows += [("VGG-19 on CIFAR-10", "no BN, Glorot, SGD high rate (the student's set-up)",
+              vgg["no BN, Glorot, SGD high rate"]),
+             ("VGG-19 on CIFAR-10", "batch norm, SGD high rate", vgg["BN, Glorot, SGD high rate"])]
     for label, config in studies.schedule_arms(profile, data_dir).items():
         rows.append(("ResNet-20 on CIFAR-10", f"schedule: {label}", config))
     depth = studies.depth_arms(profile, data_dir)

@@ -199,6 +199,25 @@ def training_curves(records, metric: str = "accuracy", learning_rate_panel: bool
     return fig
 
 
+def _layers_by_epochs(record, key: str, epochs_key: str, what: str, max_rows: int | None = None):
+    """(row names, matrix [rows, epochs], epoch labels) of a per-layer diagnostic."""
+    series = record.diagnostics.get(key, {})
+    if not series:
+        raise ValueError(f"Run {record.run_id} recorded no {what}. Received: {list(record.diagnostics)}")
+    names = list(series)[:max_rows]
+    matrix = np.array([[np.nan if v is None else v for v in series[name]] for name in names], dtype=float)
+    epochs = record.diagnostics.get(epochs_key) or list(range(matrix.shape[1]))
+    return names, matrix, epochs
+
+
+def _heatmap_axes(names, epochs, row_height: float):
+    fig, axis = plt.subplots(figsize=(min(2 + 0.45 * len(epochs), 9), row_height * len(names) + 1.6))
+    axis.set_yticks(range(len(names)), names, fontsize=7)
+    axis.set_xticks(range(len(epochs)), [str(e) for e in epochs], fontsize=7)
+    axis.set_xlabel("epoch (0 = before training)")
+    return fig, axis
+
+
 def gradient_heatmap(record, title: str | None = None, max_layers: int = 60):
     """Per-layer gradient L2 norms over epochs: layers by epochs, log colour scale.
 
@@ -209,22 +228,15 @@ def gradient_heatmap(record, title: str | None = None, max_layers: int = 60):
     """
     from matplotlib.colors import LogNorm
 
-    norms = record.diagnostics.get("gradient_norms", {})
-    if not norms:
-        raise ValueError(f"Run {record.run_id} recorded no gradient norms. Received: {list(record.diagnostics)}")
-    names = list(norms)[:max_layers]
-    matrix = np.array([[np.nan if v is None else v for v in norms[name]] for name in names], dtype=float)
+    names, matrix, epochs = _layers_by_epochs(record, "gradient_norms", "gradient_norm_epochs",
+                                              "gradient norms", max_layers)
     matrix = np.where(matrix > 0, matrix, np.nan)
-    epochs = record.diagnostics.get("gradient_norm_epochs", list(range(matrix.shape[1])))
-    fig, axis = plt.subplots(figsize=(min(2 + 0.45 * matrix.shape[1], 9), 0.22 * len(names) + 1.6))
     finite = matrix[np.isfinite(matrix)]
     vmin = max(finite.min(), 1e-12) if finite.size else 1e-8
     vmax = finite.max() if finite.size else 1.0
+    fig, axis = _heatmap_axes(names, epochs, 0.22)
     image = axis.imshow(matrix, aspect="auto", cmap="viridis",
                         norm=LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10)))
-    axis.set_yticks(range(len(names)), names, fontsize=7)
-    axis.set_xticks(range(len(epochs)), [str(e) for e in epochs], fontsize=7)
-    axis.set_xlabel("epoch (0 = before training)")
     fig.colorbar(image, ax=axis, label="gradient L2 norm (log)")
     axis.set_title(title or _label(record))
     fig.tight_layout()
@@ -374,15 +386,9 @@ def gate_map(record, title: str | None = None):
 
     Used in: 06_sparse_gates
     """
-    gates = record.diagnostics.get("gates", {})
-    if not gates:
-        raise ValueError(f"Run {record.run_id} recorded no gates. Received: {list(record.diagnostics)}")
-    names = list(gates)
-    matrix = np.array([[np.nan if v is None else v for v in gates[n]] for n in names], dtype=float)
-    fig, axis = plt.subplots(figsize=(min(2 + 0.45 * matrix.shape[1], 9), 0.25 * len(names) + 1.5))
+    names, matrix, epochs = _layers_by_epochs(record, "gates", "gate_epochs", "gates")
+    fig, axis = _heatmap_axes(names, epochs, 0.25)
     axis.imshow(matrix, aspect="auto", cmap="Greys", vmin=0, vmax=1)
-    axis.set_yticks(range(len(names)), names, fontsize=7)
-    axis.set_xlabel("epoch (0 = before training)")
     axis.set_title(title or f"Gates of {_label(record)} (black = open)")
     fig.tight_layout()
     return fig

@@ -97,7 +97,7 @@ def vgg_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
                        learning_rate=scaled_rate(profile, 0.01),
                        model_options={"batch_norm": False, "kernel_initializer": "glorot_uniform",
                                       "width_multiplier": profile.width})
-    high, low = scaled_rate(profile, 0.05), scaled_rate(profile, 0.01)
+    high = scaled_rate(profile, 0.05)
     return _named({
         "no BN, Glorot, SGD high rate": base.replace(learning_rate=high),
         "no BN, Glorot, SGD low rate": base,
@@ -319,31 +319,43 @@ def describe_arms(arms: Mapping[str, ExperimentConfig]):
     return frame
 
 
+def _range_test_path(config: ExperimentConfig, num_iterations: int, runs_dir=None):
+    from pathlib import Path
+
+    from helpers import config as project_config
+
+    directory = Path(runs_dir) if runs_dir is not None else project_config.RUNS_DIR
+    return directory / "lr_find" / f"{config.config_hash}-{num_iterations}.json"
+
+
 def learning_rate_range_test(config: ExperimentConfig, num_iterations: int = 100,
-                             runs_dir=None, progress=True):
+                             runs_dir=None, progress=True, cached_only: bool = False):
     """The LR range test for ``config``, cached like a run.
 
     The result is stored as JSON under ``<runs_dir>/lr_find/`` keyed by the
     configuration's hash and the iteration count, so re-rendering the report
     never repeats it.
 
+    Args:
+        cached_only: Return None instead of running a test that is not cached
+            (the summary table reads results, it never trains).
+
     Returns:
         An object with ``learning_rates``, ``losses``, ``smoothed_losses``,
         ``suggested_base_learning_rate`` and ``suggested_max_learning_rate``.
 
-    Used in: 05_cyclical_lr
+    Used in: 05_cyclical_lr, 08_summary
     """
     import json
     import types
-    from pathlib import Path
 
-    from helpers import config as project_config
     from helpers.records import write_json_atomic
 
-    directory = Path(runs_dir) if runs_dir is not None else project_config.RUNS_DIR
-    cache = directory / "lr_find" / f"{config.config_hash}-{num_iterations}.json"
+    cache = _range_test_path(config, num_iterations, runs_dir)
     if cache.is_file():
         payload = json.loads(cache.read_text())
+    elif cached_only:
+        return None
     else:
         from helpers.engine import find_learning_rate
 

@@ -50,7 +50,8 @@ def _headline_configs(profile: Profile, data_dir=None, runs_dir=None) -> list[tu
     rows += [("ResNet-18 + dropout on CIFAR-10", "student dropout + aug + wd, plateau", dropout["aug + wd + student dropout"]),
              ("ResNet-18 + dropout on CIFAR-10", "no dropout, aug + wd, plateau", dropout["augmentation + weight decay"])]
     base = studies.cyclical_base(profile, data_dir)
-    range_test = _cached_range_test(base, profile, runs_dir)
+    range_test = studies.learning_rate_range_test(base, profile.lr_find_iterations, runs_dir,
+                                                  cached_only=True)
     if range_test is not None:
         cyclical = studies.cyclical_arms(profile, range_test.suggested_base_learning_rate,
                                          range_test.suggested_max_learning_rate, data_dir)
@@ -65,20 +66,6 @@ def _headline_configs(profile: Profile, data_dir=None, runs_dir=None) -> list[tu
         row = "ResNet-18 on CIFAR-100" if label.startswith("resnet18") else f"{label} on CIFAR-100"
         rows.append((row, label, config))
     return rows
-
-
-def _cached_range_test(config, profile: Profile, runs_dir=None):
-    import json
-    import types
-    from pathlib import Path
-
-    from helpers import config as project_config
-
-    directory = Path(runs_dir) if runs_dir is not None else project_config.RUNS_DIR
-    path = directory / "lr_find" / f"{config.config_hash}-{profile.lr_find_iterations}.json"
-    if not path.is_file():
-        return None
-    return types.SimpleNamespace(**json.loads(path.read_text()))
 
 
 def _fmt(value) -> str:

@@ -19,7 +19,7 @@ Prints one JSON object:
   median of the per-pair ratios ours / reference.
 
 Usage:
-    python benchmarks/throughput.py [--repeats 5] [--batches 10] [--models resnet20,...]
+    python benchmarks/throughput.py [--repeats 5] [--batches N] [--models resnet20,...]
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ MODELS = {
     "resnet18": {"stem": "cifar"},
     "vgg19": {"batch_norm": True},
 }
+# Training steps per timed repeat, so that each repeat lasts several seconds
+# on a two-core CPU (--batches overrides them all).
+DEFAULT_BATCHES = {"resnet20": 16, "resnet56": 8, "resnet18": 3, "vgg19": 3}
 
 
 # --------------------------------------------------------------------------
@@ -74,7 +77,8 @@ def _tensorflow_worker(model_name: str, batch_size: int, batches: int) -> None:
     iterator_dataset = dataset
     parameters = int(sum(np.prod(v.shape) for v in model.trainable_variables))
     print(json.dumps({"ready": True, "parameters": parameters,
-                      "steps_per_execution": compiled.steps_per_execution}), flush=True)
+                      "steps_per_execution": compiled.steps_per_execution,
+                      "tensorflow_onednn": environment.onednn_state()}), flush=True)
     for line in sys.stdin:
         if line.strip() != "go":
             break
@@ -186,16 +190,22 @@ class _Worker:
         self.process.wait(timeout=60)
 
 
+def _batches(name: str, args) -> int:
+    return args.batches or DEFAULT_BATCHES.get(name, 4)
+
+
 def _measure_model(name: str, args) -> dict:
-    worker = _Worker(["tensorflow", name, str(args.batch_size), str(args.batches)])
+    worker = _Worker(["tensorflow", name, str(args.batch_size), str(_batches(name, args))])
     try:
         worker.repeat()  # warm-up: tracing and autotuning
         rates = [worker.repeat() for _ in range(args.repeats)]
     finally:
         worker.close()
     return {"images_per_second": round(statistics.median(rates), 1),
-            "repeats": [round(r, 1) for r in rates], "parameters": worker.info["parameters"],
-            "steps_per_execution": worker.info["steps_per_execution"]}
+            "repeats": [round(r, 1) for r in rates], "batches_per_repeat": _batches(name, args),
+            "parameters": worker.info["parameters"],
+            "steps_per_execution": worker.info["steps_per_execution"],
+            "tensorflow_onednn": worker.info["tensorflow_onednn"]}
 
 
 def _paired_reference(args) -> dict:
@@ -203,8 +213,9 @@ def _paired_reference(args) -> dict:
 
     if importlib.util.find_spec("torch") is None:
         return {"skipped": "torch is not installed (pip install torch==2.13.0)"}
-    ours = _Worker(["tensorflow", "resnet20", str(args.batch_size), str(args.batches)])
-    reference = _Worker(["torch", "resnet20", str(args.batch_size), str(args.batches)])
+    batches = str(_batches("resnet20", args))
+    ours = _Worker(["tensorflow", "resnet20", str(args.batch_size), batches])
+    reference = _Worker(["torch", "resnet20", str(args.batch_size), batches])
     try:
         ours.repeat()
         pairs = []
@@ -223,6 +234,7 @@ def _paired_reference(args) -> dict:
         "tensorflow_images_per_second": round(statistics.median(a for a, _ in pairs), 1),
         "pytorch_images_per_second": round(statistics.median(b for _, b in pairs), 1),
         "ratio": round(statistics.median(ratios), 3),
+        "batches_per_repeat": int(batches),
         "pair_ratios": [round(r, 3) for r in ratios],
         "parameters_ours": ours.info["parameters"],
         "parameters_reference": reference.info["parameters"],
@@ -240,7 +252,7 @@ def _engine_loop(args) -> dict:
     import types
 
     rng = np.random.default_rng(0)
-    count = args.batch_size * args.batches
+    count = args.batch_size * _batches("resnet20", args)
     data = types.SimpleNamespace(
         name="cifar10", source="synthetic", source_fingerprint=None, num_classes=10,
         x_train=rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
@@ -271,7 +283,8 @@ def main(argv=None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--batches", type=int, default=10, help="training steps per timed repeat")
+    parser.add_argument("--batches", type=int, default=None,
+                        help="training steps per timed repeat (default: per model, %s)" % DEFAULT_BATCHES)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--skip-reference", action="store_true")
@@ -290,7 +303,6 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "training_throughput",
         "batch_size": args.batch_size,
-        "batches_per_repeat": args.batches,
         "repeats": args.repeats,
         "machine": environment.hardware(),
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,

@@ -94,11 +94,32 @@ def git_state(project_root: str | os.PathLike | None = None,
     return {"revision": revision, "dirty": bool(status) if status is not None else None}
 
 
+def onednn_state() -> bool | None:
+    """Whether this process's TensorFlow runs its oneDNN kernels.
+
+    None when TensorFlow has not been imported (asking would import it). See
+    `helpers/__init__.py` for why the project turns them on.
+    """
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # a TensorFlow build without the probe
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def hardware(gpus: list[str] | None = None) -> dict[str, Any]:
-    """CPU model, logical cores, GPUs and platform."""
-    return {
+    """CPU model, logical cores, GPUs, platform, and oneDNN when TF is loaded."""
+    description = {
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
         "gpus": gpu_names() if gpus is None else gpus,
         "platform": platform.platform(),
     }
+    onednn = onednn_state()
+    if onednn is not None:
+        description["tensorflow_onednn"] = onednn
+    return description

@@ -65,7 +65,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from helpers.layers import EpsilonGate, ZeroPadShortcut
+from helpers.layers import BatchNormalization, EpsilonGate, ZeroPadShortcut
 
 INPUT_SHAPE = (32, 32, 3)
 LOGITS_NAME = "logits"
@@ -173,7 +173,7 @@ BATCH_NORM_EPSILON = 1e-5
 
 
 def _batch_norm(name):
-    return layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name)
+    return BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name)
 
 
 def _logits(num_classes, name=LOGITS_NAME):

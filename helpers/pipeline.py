@@ -15,12 +15,18 @@ deterministic mode as well as the fast one.
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
 PAD_PIXELS = 4
+# Fixed parallelism instead of tf.data's autotuning (see make_dataset). One
+# batch takes milliseconds to make, so a map call per core and a few batches
+# ahead keep any CIFAR model fed (benchmarks/pipeline.py measures it).
+MAP_PARALLEL_CALLS = max(1, min(os.cpu_count() or 1, 8))
+PREFETCH_BATCHES = 4
 
 
 def _validate(images: np.ndarray, labels: np.ndarray, batch_size: int, mean, std) -> None:
@@ -155,10 +161,17 @@ def make_dataset(
         return pixels, batch_labels
 
     dataset = batches.map(
-        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic or None
+        load, num_parallel_calls=MAP_PARALLEL_CALLS, deterministic=deterministic or None
     )
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.prefetch(PREFETCH_BATCHES)
     options = tf.data.Options()
+    # No autotuning. Its model thread wakes at periods that double from 10 ms
+    # up to 60 s, and destroying an iterator waited for that thread's next
+    # wake-up: each epoch's training and validation iterators are destroyed,
+    # so an epoch ended on the next tick (benchmarks measured fits of 3.7 s
+    # stretched to exactly 5.12 s = 10 ms * 2**9, and 90 s epochs to ~140 s).
+    # That was the "bimodal" TensorFlow speed of issue 6.
+    options.autotune.enabled = False
     options.deterministic = bool(deterministic) or not training
     if deterministic:
         options.experimental_optimization.map_parallelization = False

@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import helpers  # noqa: E402,F401 - before any test imports TensorFlow: turns oneDNN on, as in use
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

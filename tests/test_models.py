@@ -536,3 +536,60 @@ def test_builders_train_under_a_second_backend(backend):
         timeout=600,
     )
     assert completed.returncode == 0 and "BACKEND_OK" in completed.stdout, completed.stderr[-4000:]
+
+
+# ---------------------------------------------------------------------------
+# The fused batch norm matches Keras' own layer
+# ---------------------------------------------------------------------------
+
+def _bn_pair(momentum=0.9, epsilon=1e-5):
+    from helpers.layers import BatchNormalization
+
+    fused = BatchNormalization(momentum=momentum, epsilon=epsilon)
+    plain = keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon)
+    for layer in (fused, plain):
+        layer.build((None, 6, 6, 5))
+    rng = np.random.default_rng(3)
+    weights = [rng.normal(size=5).astype("float32") + offset for offset in (1.0, 0.0, 0.0, 2.0)]
+    weights[3] = np.abs(weights[3])
+    fused.set_weights(weights)
+    plain.set_weights(weights)
+    return fused, plain
+
+
+def test_fused_batch_norm_matches_keras_in_training_and_inference():
+    fused, plain = _bn_pair()
+    x = tf.constant(np.random.default_rng(4).normal(2.0, 3.0, size=(8, 6, 6, 5)).astype("float32"))
+    # A weighting that varies within each channel, so no gradient is ~0.
+    weighting = tf.constant(np.random.default_rng(5).normal(size=(8, 6, 6, 5)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        out_fused = fused(x, training=True)
+        out_plain = plain(x, training=True)
+        loss_fused = tf.reduce_sum(out_fused * weighting)
+        loss_plain = tf.reduce_sum(out_plain * weighting)
+    np.testing.assert_allclose(out_fused.numpy(), out_plain.numpy(), atol=1e-4)
+    # Moving statistics: same momentum update, biased batch variance.
+    for a, b in zip(fused.non_trainable_weights, plain.non_trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(tape.gradient(loss_fused, [x, *fused.trainable_weights]),
+                    tape.gradient(loss_plain, [x, *plain.trainable_weights])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(fused(x, training=False).numpy(), plain(x, training=False).numpy(),
+                               atol=1e-4)
+
+
+def test_fused_batch_norm_is_used_by_the_builders_and_round_trips():
+    from helpers.layers import BatchNormalization
+
+    model = models.build_model("resnet20", 10, **SMALL)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(isinstance(layer, BatchNormalization) for layer in norms)
+    config = norms[0].get_config()
+    clone = keras.layers.deserialize(keras.layers.serialize(norms[0]))
+    assert isinstance(clone, BatchNormalization) and clone.get_config() == config
+    # A frozen layer called in training mode takes Keras' own path.
+    frozen, _ = _bn_pair()
+    frozen.trainable = False
+    assert not frozen._use_fused(tf.zeros((1, 6, 6, 5)), True, None)
+    assert frozen._use_fused(tf.zeros((1, 6, 6, 5)), False, None)

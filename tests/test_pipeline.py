@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -108,3 +110,29 @@ def test_bad_input(kwargs, message):
     labels = arguments.pop("labels")
     with pytest.raises(ValueError, match=message):
         make_dataset(images, labels, **arguments)
+
+
+def test_pipelines_do_not_autotune():
+    # tf.data's autotuning thread made destroying an iterator wait for its
+    # next wake-up (up to 60 s): every epoch ended late (issue 6).
+    images = np.zeros((8, 32, 32, 3), np.uint8)
+    labels = np.zeros(8, np.int64)
+    for training in (True, False):
+        dataset = make_dataset(images, labels, batch_size=4, training=training,
+                               mean=[0.5] * 3, std=[0.25] * 3, seed=0)
+        assert dataset.options().autotune.enabled is False
+
+
+def test_importing_helpers_turns_on_onednn_unless_told_otherwise():
+    import subprocess
+    import sys
+
+    script = ("import helpers, tensorflow\n"
+              "from helpers.environment import onednn_state\n"
+              "print(onednn_state())\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    on = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    off = subprocess.run([sys.executable, "-c", script], env={**env, "TF_ENABLE_ONEDNN_OPTS": "0"},
+                         capture_output=True, text=True, check=True)
+    assert on.stdout.split()[-1] == "True"
+    assert off.stdout.split()[-1] == "False"

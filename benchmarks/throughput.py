@@ -46,6 +46,7 @@ MODELS = {
     "resnet18": {"stem": "cifar"},
     "vgg19": {"batch_norm": True},
 }
+SETTLE_SECONDS = 1.0  # pause before each timed repeat (see _Worker.repeat)
 # Training steps per timed repeat, so that each repeat lasts several seconds
 # on a two-core CPU (--batches overrides them all).
 DEFAULT_BATCHES = {"resnet20": 16, "resnet56": 8, "resnet18": 3, "vgg19": 3}
@@ -177,6 +178,10 @@ class _Worker:
                 return json.loads(line)
 
     def repeat(self) -> float:
+        # A moment for the other worker's threads to go idle (OpenMP and
+        # Eigen pools spin for a while after their last task), so neither
+        # framework starts its repeat on a busy machine.
+        time.sleep(SETTLE_SECONDS)
         self.process.stdin.write("go\n")
         self.process.stdin.flush()
         return self._read()["images_per_second"]

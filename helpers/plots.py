@@ -15,6 +15,7 @@ from pathlib import Path
 # matplotlib falls back to the Agg backend by itself where there is no
 # display (CI, the report runner); notebooks keep their inline backend.
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from helpers import config
@@ -194,7 +195,7 @@ def training_curves(records, metric: str = "accuracy", learning_rate_panel: bool
     if learning_rate_panel:
         axes[1, 0].set_ylabel("learning rate")
         axes[1, 0].set_yscale("log")
-    axes[-1, 0].set_xlabel("epoch")
+    _epoch_axis(axes[-1, 0])
     fig.tight_layout()
     return fig
 
@@ -210,11 +211,18 @@ def _layers_by_epochs(record, key: str, epochs_key: str, what: str, max_rows: in
     return names, matrix, epochs
 
 
+def _epoch_axis(axis) -> None:
+    """Labels an x axis of whole epochs, with integer ticks only."""
+    axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _heatmap_axes(names, epochs, row_height: float):
     fig, axis = plt.subplots(figsize=(min(2 + 0.45 * len(epochs), 9), row_height * len(names) + 1.6))
     axis.set_yticks(range(len(names)), names, fontsize=7)
     axis.set_xticks(range(len(epochs)), [str(e) for e in epochs], fontsize=7)
     axis.set_xlabel("epoch (0 = before training)")
+    axis.grid(False)  # the style's grid lines would cut every cell in two
     return fig, axis
 
 
@@ -329,7 +337,7 @@ def generalisation_gap(records, title: str = "Generalisation gap (train - valida
         gap = np.asarray(record.curve("accuracy")) - np.asarray(record.curve("val_accuracy"))
         axis.plot(_epochs(record), gap, label=_label(record))
     axis.axhline(0, color="grey", lw=0.8)
-    axis.set_xlabel("epoch")
+    _epoch_axis(axis)
     axis.set_ylabel("train - val accuracy")
     axis.set_title(title)
     axis.legend(fontsize=8)
@@ -373,8 +381,9 @@ def discarded_blocks(records, title: str = "Blocks discarded by the gates"):
             epochs = record.diagnostics.get("gate_epochs") or list(range(len(counts)))
             epochs = list(epochs)[-len(counts):] if len(epochs) >= len(counts) else list(range(len(counts)))
             axis.plot(epochs, counts, marker="o", label=_label(record))
-    axis.set_xlabel("epoch")
+    _epoch_axis(axis)
     axis.set_ylabel("discarded blocks")
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_title(title)
     axis.legend(fontsize=8)
     fig.tight_layout()

@@ -100,7 +100,7 @@ PROFILES: dict[str, Profile] = {
         batch_size=64,
         seeds=(0,),
         width=0.25,
-        epochs={"01": 4, "02": 6, "03": 4, "04": 5, "05": 6, "06": 3, "07": 4},
+        epochs={"01": 4, "02": 6, "03": 8, "04": 5, "05": 6, "06": 3, "07": 4},
         depths=(20, 32, 44),
         degradation_depths=(20, 44),
         epsilon_depth=56,
@@ -108,7 +108,7 @@ PROFILES: dict[str, Profile] = {
         cifar100_models=("resnet18", "resnet20"),
         lr_find_iterations=60,
         description="quick: real data at reduced scale on a 2-core CPU (1,500 training images, "
-                    "batch 64, quarter-width VGG/ResNet-18/50, 3-6 epochs, 1,000 test images)",
+                    "batch 64, quarter-width VGG/ResNet-18/50, 3-8 epochs, 1,000 test images)",
     ),
     "full": Profile(
         name="full",

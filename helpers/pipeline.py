@@ -169,8 +169,10 @@ def make_dataset(
     # up to 60 s, and destroying an iterator waited for that thread's next
     # wake-up: each epoch's training and validation iterators are destroyed,
     # so an epoch ended on the next tick (benchmarks measured fits of 3.7 s
-    # stretched to exactly 5.12 s = 10 ms * 2**9, and 90 s epochs to ~140 s).
-    # That was the "bimodal" TensorFlow speed of issue 6.
+    # stretched to 5.11-5.16 s, about 10 ms * (2**9 - 1), and some to 10.23 s,
+    # about 10 ms * (2**10 - 1); epochs of 84-100 s next to ones of ~140 s are
+    # consistent with the same wait). That was the "bimodal" TensorFlow speed
+    # of issue 6.
     options.autotune.enabled = False
     options.deterministic = bool(deterministic) or not training
     if deterministic:

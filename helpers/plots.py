@@ -327,6 +327,65 @@ def metric_against(records, x_values, x_label: str, metric: str = "val_accuracy"
     return fig
 
 
+def degradation(records, title: str = "Plain vs residual (He et al., Figure 1/6)"):
+    """Training loss and validation error per epoch: plain dashed, residual solid.
+
+    One colour per depth. The loss panel has a linear axis and is cut above
+    above the curves after the first epoch when a first epoch went over three
+    times higher (a plain deep net blowing up), so it cannot flatten the rest;
+    values above the cut are listed in the panel, read from the records.
+
+    Used in: 03_resnet_depth
+    """
+    records = list(records)
+    fig, (loss_axis, error_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    depths = list(dict.fromkeys(_depth(record) for record in records))
+    later = []
+    for record in records:
+        values = np.asarray(record.curve("loss"), dtype=float)
+        later.extend(values[1:][np.isfinite(values[1:])])
+    top = None
+    if later:
+        firsts = [record.curve("loss")[0] for record in records if record.curve("loss")]
+        if max(firsts) > 3 * max(later):
+            top = 1.15 * max(later)
+    clipped = []
+    for record in records:
+        colour = colours[depths.index(_depth(record)) % len(colours)]
+        style = "--" if record.config.model.startswith("plain") else "-"
+        epochs = _epochs(record)
+        loss = np.asarray(record.curve("loss"), dtype=float)
+        loss_axis.plot(epochs, loss, color=colour, ls=style, lw=1.8, label=_label(record))
+        if "val_accuracy" in record.history:
+            error = 100 * (1 - np.asarray(record.curve("val_accuracy"), dtype=float))
+            error_axis.plot(epochs, error, color=colour, ls=style, lw=1.8, label=_label(record))
+        if top is not None:
+            clipped.extend(f"{_label(record)} epoch {int(e)}: {v:.3g}"
+                           for e, v in zip(epochs, loss) if np.isfinite(v) and v > top)
+    if top is not None:
+        bottom = min(later) if later else 0
+        loss_axis.set_ylim(bottom - 0.05 * (top - bottom), top)
+    if clipped:
+        loss_axis.text(0.98, 0.98, "above the axis:\n" + "\n".join(clipped), transform=loss_axis.transAxes,
+                       ha="right", va="top", fontsize=7, color="0.3")
+    loss_axis.set_ylabel("training loss")
+    loss_axis.set_title("Training loss")
+    error_axis.set_ylabel("validation error (%)")
+    error_axis.set_title("Validation error")
+    error_axis.legend(fontsize=8)
+    for axis in (loss_axis, error_axis):
+        _epoch_axis(axis)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _depth(record) -> str:
+    match = re.search(r"(\d+)$", record.config.model)
+    return match.group(1) if match else record.config.model
+
+
 def generalisation_gap(records, title: str = "Generalisation gap (train - validation accuracy)"):
     """Training minus validation accuracy per epoch, one line per run.
 
@@ -388,6 +447,60 @@ def discarded_blocks(records, title: str = "Blocks discarded by the gates"):
     axis.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def gate_responses(records, title: str = "Largest residual response per block against epsilon"):
+    """Each block's largest ``|F|`` at the start and the end, with epsilon drawn.
+
+    A gate discards its block exactly when this response is at most epsilon,
+    so the distance between a run's markers and its dashed epsilon line is
+    how far each block is from being discarded. One colour per run; hollow
+    markers before training, filled after the last epoch. Log y axis.
+
+    Used in: 06_sparse_gates
+    """
+    fig, axis = plt.subplots(figsize=(7.5, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = 0
+    for index, record in enumerate(records):
+        responses = record.diagnostics.get("gate_responses")
+        if not responses:
+            continue
+        colour = colours[index % len(colours)]
+        names = list(responses)
+        positions = np.arange(1, len(names) + 1)
+        first = [responses[name][0] for name in names]
+        last = [responses[name][-1] for name in names]
+        axis.plot(positions, first, color=colour, lw=0.8, ls=":", marker="o", ms=4, mfc="none")
+        axis.plot(positions, last, color=colour, lw=1.5, marker="o", ms=4, label=_label(record))
+        epsilon = gate_epsilon(record)
+        if epsilon:
+            axis.axhline(epsilon, color=colour, ls="--", lw=1)
+        drawn += 1
+    if not drawn:
+        raise ValueError("None of the runs recorded gate responses (diagnostics['gate_responses']). They are "
+                         "recorded for models with epsilon > 0 by this version of the engine; a run cached by an "
+                         "older version lacks them: delete its folder under runs/ to train it again. "
+                         f"Received: {[getattr(r, 'run_id', r) for r in records]}")
+    axis.set_yscale("log")
+    axis.set_xlabel("gated block (input to output)")
+    axis.set_ylabel("largest |F| on the probe batch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_title(title)
+    axis.legend(fontsize=8, title="after training (filled); before (hollow); epsilon (dashed)",
+                title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def gate_epsilon(record) -> float:
+    """The gate threshold a run was built with (the builder's default if not set)."""
+    epsilon = record.config.model_options.get("epsilon")
+    if epsilon is None and record.config.model.startswith("eps_"):
+        from helpers.models import DEFAULT_EPSILON
+
+        epsilon = DEFAULT_EPSILON
+    return float(epsilon or 0.0)
 
 
 def gate_map(record, title: str | None = None):

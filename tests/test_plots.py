@@ -33,7 +33,9 @@ def _record(name="arm", epochs=3, status="completed", diverged_epoch=None, gates
     }
     if gates:
         diagnostics.update({"gates": {"stage1_block1": [1, 1, 0, 0], "stage2_block1": [1, 1, 1, 1]},
-                            "gate_epochs": [0, 1, 2, 3], "discarded_blocks": [0, 0, 1, 1]})
+                            "gate_epochs": [0, 1, 2, 3], "discarded_blocks": [0, 0, 1, 1],
+                            "gate_responses": {"stage1_block1": [3.0, 2.8, 2.0, 1.9],
+                                               "stage2_block1": [4.0, 4.2, 4.5, 5.0]}})
     return RunRecord(run_id=f"id-{name}", status=status, config=ExperimentConfig(model="resnet20", name=name),
                      history=history, test={"accuracy": 0.5, "loss": 1.0}, diagnostics=diagnostics,
                      diverged_epoch=diverged_epoch, parameter_count=1000)
@@ -85,6 +87,7 @@ def test_series_figures_draw_from_records():
         plots.generalisation_gap(records),
         plots.discarded_blocks(records),
         plots.gate_map(records[2]),
+        plots.gate_responses(records),
         plots.confusion_heatmap(np.eye(3) * 5 + 1, ["a", "b", "c"], "confusion"),
     ]
     for figure in figures:
@@ -111,3 +114,53 @@ def test_figures_refuse_records_without_their_diagnostics():
         plots.gradient_heatmap(record)
     with pytest.raises(ValueError, match="no gates"):
         plots.gate_map(record)
+
+
+def _degradation_record(model, loss):
+    record = _record(model, epochs=len(loss))
+    record.config = ExperimentConfig(model=model, name=model)
+    record.history["loss"] = list(loss)
+    return record
+
+
+def test_degradation_cuts_an_exploding_first_epoch_and_lists_it():
+    records = [_degradation_record("plain20", [2.3, 2.0, 1.8]), _degradation_record("plain44", [2.0e4, 2.4, 2.2]),
+               _degradation_record("resnet20", [2.2, 1.8, 1.5]), _degradation_record("resnet44", [2.4, 2.1, 1.9])]
+    figure = plots.degradation(records)
+    loss_axis, error_axis = figure.axes[:2]
+    assert loss_axis.get_ylim()[1] == pytest.approx(1.15 * 2.4)  # the largest loss after epoch 1
+    assert "plain44 epoch 1: 2e+04" in loss_axis.texts[0].get_text()
+    # Plain nets dashed, residual solid; one colour per depth.
+    lines = {line.get_label(): line for line in loss_axis.get_lines()}
+    assert lines["plain44"].get_linestyle() == "--" and lines["resnet44"].get_linestyle() == "-"
+    assert lines["plain44"].get_color() == lines["resnet44"].get_color() != lines["resnet20"].get_color()
+    # Validation error in percent.
+    errors = {line.get_label(): line.get_ydata() for line in error_axis.get_lines()}
+    assert errors["resnet20"][0] == pytest.approx(82.0)
+    plt.close(figure)
+
+
+def test_degradation_keeps_every_value_when_nothing_explodes():
+    records = [_degradation_record("plain20", [4.8, 2.0, 1.8]), _degradation_record("resnet20", [2.2, 1.8, 1.5])]
+    figure = plots.degradation(records)
+    assert figure.axes[0].get_ylim()[1] > 4.8 and not figure.axes[0].texts
+    plt.close(figure)
+
+
+def test_gate_responses_draws_each_block_against_its_epsilon():
+    record = _record("eps", gates=True)
+    record.config = ExperimentConfig(model="eps_resnet20", name="eps", model_options={"epsilon": 2.5})
+    figure = plots.gate_responses([record])
+    axis = figure.axes[0]
+    lines = axis.get_lines()
+    assert list(lines[0].get_ydata()) == [3.0, 4.0]  # before training
+    assert list(lines[1].get_ydata()) == [1.9, 5.0]  # after the last epoch
+    assert list(lines[2].get_ydata()) == [2.5, 2.5]  # epsilon
+    assert plots.gate_epsilon(record) == 2.5
+    default = _record("default")
+    default.config = ExperimentConfig(model="eps_resnet56", name="default")
+    assert plots.gate_epsilon(default) == 2.5  # the builder's default
+    assert plots.gate_epsilon(_record("ungated")) == 0.0  # resnet20
+    plt.close(figure)
+    with pytest.raises(ValueError, match="gate responses"):
+        plots.gate_responses([_record("plain")])

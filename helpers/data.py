@@ -119,6 +119,8 @@ class DatasetSpec:
     # Matches the stem of an image-folder tree or archive for this dataset;
     # anchored so that "cifar10" never matches "cifar100".
     image_tree_pattern: re.Pattern
+    # Images in the official training set (validation is carved from it).
+    official_train_size: int = 50_000
 
 
 DATASETS = {

@@ -824,7 +824,7 @@ def _history_key(key: str, output_names: list[str]) -> str:
 
 
 class _Diagnostics:
-    """Gradient norms and gate states on one fixed batch, side-effect free."""
+    """Gradient norms, gate states and gate responses on one fixed batch, side-effect free."""
 
     def __init__(self, compiled: _Compiled, images: np.ndarray, labels: np.ndarray,
                  record_gradients: bool, reporter: _Reporter):
@@ -898,6 +898,13 @@ class _Diagnostics:
 
         return {str(k): float(v) for k, v in gate_states(self.model, self.images).items()}
 
+    def gate_responses(self) -> dict[str, float]:
+        if not self.gate_names:
+            return {}
+        from helpers.models import gate_responses
+
+        return {str(k): float(v) for k, v in gate_responses(self.model, self.images).items()}
+
     def measure(self, diagnostics: dict[str, Any], epoch: int) -> None:
         """Appends this epoch's measurements to ``diagnostics`` (in place)."""
         norms = self.gradient_norms()
@@ -916,6 +923,9 @@ class _Diagnostics:
                 int(sum(1 for value in gates.values() if value == 0.0))
             )
             diagnostics["num_gated_blocks"] = len(gates)
+            store = diagnostics.setdefault("gate_responses", {})
+            for name, value in self.gate_responses().items():
+                store.setdefault(name, []).append(value)
 
 
 # ---------------------------------------------------------------------------

@@ -132,14 +132,79 @@ def stem_findings(records: Mapping[str, RunRecord]) -> str:
     return "\n".join(lines)
 
 
-def gate_findings(records: Mapping[str, RunRecord]) -> str:
-    """Used in: 06_sparse_gates"""
+def weight_decay_shrink(config, steps_per_epoch: int) -> float:
+    """How much weight decay alone shrinks a weight over a run's schedule.
+
+    For a weight whose data gradient is negligible (a branch the network
+    does not use), coupled decay with heavy-ball momentum m shrinks it by
+    about ``learning_rate * decay / (1 - m)`` per step once momentum has
+    built up (decoupled decay: ``learning_rate * decay``). The product over
+    the run is ``exp(-sum of those)``; the rate is sampled at the middle of
+    each epoch. Plateau schedules are taken at their starting rate, an
+    upper bound on the shrinking.
+
+    Used in: 06_sparse_gates
+    """
+    from helpers.schedules import learning_rate_at, make_schedule
+
+    schedule = make_schedule(config.schedule, learning_rate=config.learning_rate, steps_per_epoch=steps_per_epoch,
+                             num_epochs=config.num_epochs, **dict(config.schedule_options))
+    rate_sum = sum(learning_rate_at(schedule, epoch * steps_per_epoch + steps_per_epoch // 2) * steps_per_epoch
+                   for epoch in range(config.num_epochs))
+    per_unit = config.weight_decay
+    if config.weight_decay_mode == "coupled" and config.optimizer == "sgd":
+        per_unit /= 1.0 - config.momentum
+    return math.exp(-per_unit * rate_sum)
+
+
+def gate_findings(records: Mapping[str, RunRecord], full_recipe=None, full_steps_per_epoch: int | None = None) -> str:
+    """Blocks discarded, and why, from each run's recorded gate responses.
+
+    ``full_recipe`` (a configuration of the full profile) adds how much
+    weight decay would shrink an unused branch over that recipe, against
+    this run's schedule.
+
+    Used in: 06_sparse_gates
+    """
+    from helpers.plots import gate_epsilon
+
     lines = []
     for label, record in records.items():
         counts = record.diagnostics.get("discarded_blocks") or []
         total = len(record.diagnostics.get("gates") or {})
         final = counts[-1] if counts else 0
         lines.append(run_line(label, record)[:-1] + f"; {final} of {total} blocks discarded at the end.")
+    lines.append("")
+    for label, record in records.items():
+        responses = record.diagnostics.get("gate_responses") or {}
+        if not responses:
+            continue
+        epsilon = gate_epsilon(record)
+        first = [values[0] for values in responses.values()]
+        last = [values[-1] for values in responses.values()]
+        below = sum(1 for value in last if value <= epsilon)
+        lines.append(
+            f"- {label}: each block's largest residual response |F| spanned {min(first):.2f}-{max(first):.2f} "
+            f"before training and {min(last):.2f}-{max(last):.2f} after it, against epsilon {epsilon:g}: "
+            f"{below} of {len(last)} blocks at or below it.")
+    gated = [record for record in records.values() if record.diagnostics.get("gate_responses")]
+    if gated:
+        record = gated[0]
+        steps = int(record.data.get("steps_per_epoch") or 0)
+        if steps:
+            shrink = weight_decay_shrink(record.config, steps)
+            text = (f"- Weight decay ({record.config.weight_decay:g}) alone would shrink an unused branch's weights "
+                    f"to {100 * shrink:.1f}% of their size over this run ({record.config.num_epochs} epochs of "
+                    f"{steps} steps)")
+            if full_recipe is not None and full_steps_per_epoch:
+                full = weight_decay_shrink(full_recipe, full_steps_per_epoch)
+                text += (f", against {100 * full:.1f}% over the full recipe ({full_recipe.num_epochs} epochs of "
+                         f"{full_steps_per_epoch} steps)")
+            if shrink > 0.9:
+                text += (". Discarding a block needs its branch to shrink below epsilon; at this budget decay has "
+                         "barely begun, so which blocks are discarded is decided mostly by how large their responses "
+                         "start")
+            lines.append(text + ".")
     return "\n".join(lines)
 
 

@@ -921,6 +921,22 @@ def gate_layer_names(model: keras.Model) -> list[str]:
     return [layer.name for layer in _flat_layers(model) if isinstance(layer, EpsilonGate)]
 
 
+def _gate_residuals(model: keras.Model, images, training: bool) -> list:
+    """(gate layer name, that block's residual F on ``images``) per gated block."""
+    names = gate_layer_names(model)
+    if not names:
+        return []
+    probe = _GATE_PROBES.get(model)
+    if probe is None:
+        gate_layers = [model.get_layer(gate_name) for gate_name in names]
+        probe = keras.Model(model.input, [layer.input for layer in gate_layers], name=f"{model.name}_gate_probe")
+        _GATE_PROBES[model] = probe
+    residuals = probe(ops.convert_to_tensor(images, dtype="float32"), training=training)
+    if len(names) == 1 and not isinstance(residuals, (list, tuple)):
+        residuals = [residuals]
+    return list(zip(names, residuals))
+
+
 def gate_states(model: keras.Model, images, training: bool = False) -> dict[str, float]:
     """Returns each gated block's gate value (0.0 = discarded, 1.0 = kept) on one batch.
 
@@ -942,17 +958,23 @@ def gate_states(model: keras.Model, images, training: bool = False) -> dict[str,
 
     Used in: 06_sparse_gates
     """
-    names = gate_layer_names(model)
-    if not names:
-        return {}
-    probe = _GATE_PROBES.get(model)
-    if probe is None:
-        gate_layers = [model.get_layer(gate_name) for gate_name in names]
-        probe = keras.Model(model.input, [layer.input for layer in gate_layers], name=f"{model.name}_gate_probe")
-        _GATE_PROBES[model] = probe
-    residuals = probe(ops.convert_to_tensor(images, dtype="float32"), training=training)
     states = {}
-    for gate_name, residual in zip(names, residuals):
+    for gate_name, residual in _gate_residuals(model, images, training):
         gate = model.get_layer(gate_name).gate_value(residual)
         states[gate_name[: -len(GATE_SUFFIX)]] = float(ops.convert_to_numpy(gate))
     return states
+
+
+def gate_responses(model: keras.Model, images, training: bool = False) -> dict[str, float]:
+    """Returns each gated block's largest residual response ``max |F|`` on one batch.
+
+    This is the number each gate compares with epsilon: a block is discarded
+    exactly when its largest response is at most epsilon, so the margin
+    ``max |F| - epsilon`` says how far a block is from being discarded (or
+    kept). Same arguments and block names as :func:`gate_states`.
+
+    Used in: 06_sparse_gates
+    """
+    return {gate_name[: -len(GATE_SUFFIX)]: float(ops.convert_to_numpy(ops.max(ops.abs(
+                ops.cast(residual, "float32")))))
+            for gate_name, residual in _gate_residuals(model, images, training)}

@@ -93,8 +93,10 @@ class RunRecord:
         diagnostics: "gradient_norms" {layer: [norm per epoch]} with entry 0
             measured before the first step and entry e after epoch e, listed
             in "gradient_norm_epochs"; for gated models "gates"
-            {block: [state per epoch]} (same epochs) and
-            "discarded_blocks" [count per epoch].
+            {block: [state per epoch]} (same epochs),
+            "gate_responses" {block: [largest |F| per epoch]}, the value
+            each gate compares with epsilon, and "discarded_blocks" [count
+            per epoch].
         data: Dataset, source, sizes and content identity of the data used.
         environment: "git" {"revision", "dirty"} (None outside a git
             checkout), "versions" {python, tensorflow, keras, numpy},

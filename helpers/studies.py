@@ -128,6 +128,23 @@ def schedule_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig
     })
 
 
+def steps_per_epoch(config: ExperimentConfig) -> int:
+    """Update steps per epoch that ``config`` will train, without loading data.
+
+    The engine trains ``train_size`` images (all of the official training
+    set less the validation split when ``train_size`` is None) in whole
+    batches.
+
+    Used in: 06_sparse_gates
+    """
+    from helpers.data import DATASETS
+
+    train = config.train_size
+    if train is None:
+        train = DATASETS[config.dataset].official_train_size - config.validation_size
+    return max(1, train // config.batch_size)
+
+
 def degradation_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
     """Plain vs residual at a shallow and a deep depth (He et al.'s Figure 1/6).
 

@@ -339,6 +339,13 @@ def test_eps_resnet_records_gates_and_uses_the_side_head(tmp_path, data10):
     assert all(len(values) == 2 and set(values) <= {0.0, 1.0} for values in gates.values())
     assert record.diagnostics["gate_epochs"] == [0, 1]
     assert len(record.diagnostics["discarded_blocks"]) == 2
+    responses = record.diagnostics["gate_responses"]
+    assert list(responses) == list(gates)
+    epsilon = 2.5  # eps_resnet20's default
+    for block, values in responses.items():
+        assert len(values) == 2 and all(v >= 0 for v in values)
+        # The recorded response decides the recorded gate.
+        assert gates[block] == [0.0 if v <= epsilon else 1.0 for v in values]
     for key in ("loss", "accuracy", "logits_loss", "side_logits_loss", "side_logits_accuracy"):
         assert key in record.history, key
     assert "accuracy" in record.test and "side_logits_accuracy" in record.test

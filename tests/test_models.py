@@ -436,6 +436,25 @@ def test_gate_states_and_names():
     assert set(models.gate_states(post_activation, _images()).values()) == {0.0}
 
 
+def test_gate_responses_are_the_largest_residual_and_decide_the_gate():
+    model = models.build_model("eps_resnet20", **SMALL)
+    images = _images(4)
+    responses = models.gate_responses(model, images)
+    names = models.gate_layer_names(model)
+    assert list(responses) == [n.removesuffix("_gate") for n in names]
+    probe = keras.Model(model.input, [model.get_layer(n).input for n in names])
+    residuals = [keras.ops.convert_to_numpy(r) for r in probe(images, training=False)]
+    assert [responses[n.removesuffix("_gate")] for n in names] == pytest.approx(
+        [float(np.abs(r).max()) for r in residuals], rel=1e-6)
+    # A threshold just below a block's largest response keeps it, just above discards it.
+    block, largest = next(iter(responses.items()))
+    for epsilon, expected in ((0.99 * largest, 1.0), (1.01 * largest, 0.0)):
+        gated = models.build_model("eps_resnet20", epsilon=epsilon, **SMALL)
+        gated.set_weights(model.get_weights())
+        assert models.gate_states(gated, images)[block] == expected
+    assert models.gate_responses(models.build_model("resnet20", **SMALL), images) == {}
+
+
 def test_side_head_sits_after_the_middle_block_of_stage_two():
     model = models.build_model("eps_resnet56", side_loss_weight=0.3, **SMALL)  # n = 9
     assert model.get_layer("side_bn").input is model.get_layer("stage2_block5_add").output

@@ -416,7 +416,9 @@ def describe_environment() -> dict[str, Any]:
             details = {}
         gpus.append(details.get("device_name", device.name))
     return {
-        "git": environment.git_state(),
+        # The report rewrites figures/ and report/ while it trains: those
+        # outputs do not make the code that trained a run "dirty".
+        "git": environment.git_state(exclude=environment.SERIES_OUTPUTS),
         "versions": {
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
@@ -898,6 +900,25 @@ class _Diagnostics:
 
         return {str(k): float(v) for k, v in gate_states(self.model, self.images).items()}
 
+    def gate_states_in_training_mode(self) -> dict[str, float]:
+        """The gates as ``fit`` sees them: batch norm on the batch's statistics.
+
+        A training-mode call updates batch norm's moving statistics, so they
+        are saved first and put back after: the run is left as it was.
+        """
+        if not self.gate_names:
+            return {}
+        from helpers.models import gate_states
+
+        saved = [(variable, np.array(variable.numpy(), copy=True))
+                 for variable in self.model.non_trainable_variables]
+        try:
+            states = gate_states(self.model, self.images, training=True)
+        finally:
+            for variable, value in saved:
+                variable.assign(value)
+        return {str(k): float(v) for k, v in states.items()}
+
     def gate_responses(self) -> dict[str, float]:
         if not self.gate_names:
             return {}
@@ -926,6 +947,10 @@ class _Diagnostics:
             store = diagnostics.setdefault("gate_responses", {})
             for name, value in self.gate_responses().items():
                 store.setdefault(name, []).append(value)
+            training_gates = self.gate_states_in_training_mode()
+            diagnostics.setdefault("discarded_blocks_training", []).append(
+                int(sum(1 for value in training_gates.values() if value == 0.0))
+            )
 
 
 # ---------------------------------------------------------------------------

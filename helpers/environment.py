@@ -64,6 +64,11 @@ def software_versions() -> dict[str, str | None]:
     }
 
 
+# Tracked folders that the series itself writes (the rendered report and the
+# figures): changes there do not make a checkout's code "dirty".
+SERIES_OUTPUTS = ("report", "figures")
+
+
 def git_state(project_root: str | os.PathLike | None = None,
               exclude: Sequence[str] = ()) -> dict[str, Any]:
     """The checkout's revision and whether tracked files differ from it.

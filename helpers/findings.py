@@ -183,10 +183,20 @@ def gate_findings(records: Mapping[str, RunRecord], full_recipe=None, full_steps
         first = [values[0] for values in responses.values()]
         last = [values[-1] for values in responses.values()]
         below = sum(1 for value in last if value <= epsilon)
-        lines.append(
-            f"- {label}: each block's largest residual response |F| spanned {min(first):.2f}-{max(first):.2f} "
-            f"before training and {min(last):.2f}-{max(last):.2f} after it, against epsilon {epsilon:g}: "
-            f"{below} of {len(last)} blocks at or below it.")
+        text = (f"- {label}: each block's largest residual response |F| spanned {min(first):.3g}-{max(first):.3g} "
+                f"before training and {min(last):.3g}-{max(last):.3g} after it, against epsilon {epsilon:g}: "
+                f"{below} of {len(last)} blocks at or below it.")
+        training_counts = record.diagnostics.get("discarded_blocks_training") or []
+        if training_counts:
+            text += (f" On the same batch in training mode (batch norm on the batch's statistics, as `fit` sees "
+                     f"the gates) {training_counts[-1]} blocks are gated off, against {below} at inference.")
+        if record.epochs_completed and "val_loss" in record.history:
+            train_loss, val_loss = final_train_loss(record), record.final("val_loss")
+            if math.isfinite(val_loss) and val_loss > 10 * train_loss:
+                text += (f" Its validation loss ({val_loss:.3g}) is {val_loss / train_loss:.3g} times its training "
+                         f"loss ({train_loss:.3g}): where gates differ between the two modes, the layers after them "
+                         "receive activations their moving statistics never saw.")
+        lines.append(text)
     gated = [record for record in records.values() if record.diagnostics.get("gate_responses")]
     if gated:
         record = gated[0]

@@ -428,8 +428,12 @@ def lr_range_test(result, chosen_base: float | None = None, chosen_max: float | 
     return fig
 
 
-def discarded_blocks(records, title: str = "Blocks discarded by the gates"):
+def discarded_blocks(records, title: str = "Blocks discarded: inference (solid), training mode (dashed)"):
     """Number of gated-off residual blocks per epoch, one line per epsilon.
+
+    Solid: at inference (moving statistics), as the trained net is used.
+    Dashed, where recorded: the same probe batch in training mode, as the
+    gates act during ``fit``.
 
     Used in: 06_sparse_gates
     """
@@ -439,7 +443,10 @@ def discarded_blocks(records, title: str = "Blocks discarded by the gates"):
         if counts:
             epochs = record.diagnostics.get("gate_epochs") or list(range(len(counts)))
             epochs = list(epochs)[-len(counts):] if len(epochs) >= len(counts) else list(range(len(counts)))
-            axis.plot(epochs, counts, marker="o", label=_label(record))
+            line, = axis.plot(epochs, counts, marker="o", label=_label(record))
+            training = record.diagnostics.get("discarded_blocks_training")
+            if training and len(training) == len(counts):
+                axis.plot(epochs, training, marker="x", ls="--", color=line.get_color())
     _epoch_axis(axis)
     axis.set_ylabel("discarded blocks")
     axis.yaxis.set_major_locator(MaxNLocator(integer=True))

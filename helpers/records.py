@@ -96,7 +96,10 @@ class RunRecord:
             {block: [state per epoch]} (same epochs),
             "gate_responses" {block: [largest |F| per epoch]}, the value
             each gate compares with epsilon, and "discarded_blocks" [count
-            per epoch].
+            per epoch] (inference mode, as the trained net is evaluated) and
+            "discarded_blocks_training" [count per epoch] (the same probe
+            batch in training mode, batch norm on batch statistics, as
+            ``fit`` sees the gates).
         data: Dataset, source, sizes and content identity of the data used.
         environment: "git" {"revision", "dirty"} (None outside a git
             checkout), "versions" {python, tensorflow, keras, numpy},

@@ -438,7 +438,7 @@ def collect_stamp(profile: str | None, project_root: str | os.PathLike | None = 
         "versions": environment.software_versions(),
         # Rendering rewrites report/ and the notebooks rewrite figures/: those
         # are this command's outputs, not changes to the code that made them.
-        "git": environment.git_state(root, exclude=("report", "figures")),
+        "git": environment.git_state(root, exclude=environment.SERIES_OUTPUTS),
     }
 
 

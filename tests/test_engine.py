@@ -346,9 +346,32 @@ def test_eps_resnet_records_gates_and_uses_the_side_head(tmp_path, data10):
         assert len(values) == 2 and all(v >= 0 for v in values)
         # The recorded response decides the recorded gate.
         assert gates[block] == [0.0 if v <= epsilon else 1.0 for v in values]
+    training_counts = record.diagnostics["discarded_blocks_training"]
+    assert len(training_counts) == 2 and all(0 <= c <= 9 for c in training_counts)
     for key in ("loss", "accuracy", "logits_loss", "side_logits_loss", "side_logits_accuracy"):
         assert key in record.history, key
     assert "accuracy" in record.test and "side_logits_accuracy" in record.test
+
+
+def test_training_mode_gate_diagnostic_leaves_the_model_unchanged(tmp_path, data10):
+    import numpy as np
+
+    from helpers import engine, models
+
+    config = tiny_config(model="eps_resnet20", num_epochs=1, model_options={"width_multiplier": 0.25})
+    compiled = engine._compile(config, 10, 1, None)
+    model = compiled.model
+    images = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
+    diagnostics = engine._Diagnostics(compiled, images, np.zeros(8, dtype="int64"), False, None)
+    before = [v.numpy().copy() for v in model.variables]
+    states = diagnostics.gate_states_in_training_mode()
+    # Batch norm's moving statistics (and every other variable) are as before ...
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.variables))
+    # ... and the states are the training-mode gates (which use batch statistics,
+    # so the direct call, which does move the statistics, gives the same gates).
+    assert list(states) == [n.removesuffix("_gate") for n in models.gate_layer_names(model)]
+    assert states == models.gate_states(model, images, training=True)
+    assert not all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.variables))
 
 
 def test_cli_train_prints_one_json_record_and_then_serves_the_cache(tmp_path):

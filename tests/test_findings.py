@@ -43,7 +43,8 @@ def test_gate_findings_read_the_responses_against_epsilon():
     record = _gated_record(2.0, {"stage1_block1": [3.0, 2.5, 1.5], "stage2_block1": [4.0, 5.0, 6.0]})
     text = findings.gate_findings({"eps 2": record})
     assert "1 of 2 blocks discarded at the end" in text
-    assert "spanned 3.00-4.00 before training and 1.50-6.00 after it, against epsilon 2: 1 of 2 blocks" in text
+    assert "spanned 3-4 before training and 1.5-6 after it, against epsilon 2: 1 of 2 blocks" in text
+    assert "in training mode" not in text and "validation loss" not in text
     shrink = math.exp(-20 * 0.1 * 1e-3 / 0.1)
     assert f"to {100 * shrink:.1f}% of their size over this run (2 epochs of 10 steps)" in text
     assert "decided mostly by how large their responses start" in text  # 98% left: decay barely began
@@ -65,3 +66,14 @@ def test_gate_findings_skip_runs_without_responses():
     record.diagnostics.pop("gate_responses")
     text = findings.gate_findings({"old": record})
     assert "blocks discarded at the end" in text and "spanned" not in text and "Weight decay" not in text
+
+
+def test_gate_findings_compare_training_mode_and_flag_a_validation_blow_up():
+    record = _gated_record(2.0, {"stage1_block1": [3.0, 2.5, 1.5], "stage2_block1": [4.0, 5.0, 6.0]})
+    record.diagnostics["discarded_blocks_training"] = [0, 1, 2]
+    record.history["val_loss"] = [3.0, 5.0e6]
+    text = findings.gate_findings({"eps 2": record})
+    assert "in training mode (batch norm on the batch's statistics, as `fit` sees the gates) 2 blocks are gated off, against 1 at inference" in text
+    assert "validation loss (5e+06) is 5e+06 times its training loss (1)" in text
+    record.history["val_loss"] = [3.0, 9.0]  # under ten times: nothing to flag
+    assert "validation loss" not in findings.gate_findings({"eps 2": record})

@@ -162,5 +162,11 @@ def test_gate_responses_draws_each_block_against_its_epsilon():
     assert plots.gate_epsilon(default) == 2.5  # the builder's default
     assert plots.gate_epsilon(_record("ungated")) == 0.0  # resnet20
     plt.close(figure)
+    record.diagnostics["discarded_blocks_training"] = [0, 1, 2, 2]
+    figure = plots.discarded_blocks([record])
+    inference, training = figure.axes[0].get_lines()
+    assert list(training.get_ydata()) == [0, 1, 2, 2] and training.get_linestyle() == "--"
+    assert training.get_color() == inference.get_color() and list(inference.get_ydata()) == [0, 0, 1, 1]
+    plt.close(figure)
     with pytest.raises(ValueError, match="gate responses"):
         plots.gate_responses([_record("plain")])

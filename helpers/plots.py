@@ -466,16 +466,19 @@ def gate_responses(records, title: str = "Largest residual response per block ag
 
     Used in: 06_sparse_gates
     """
-    fig, axis = plt.subplots(figsize=(7.5, 4.2))
+    fig, axis = plt.subplots(figsize=(9.5, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     drawn = 0
-    for index, record in enumerate(records):
+    most_blocks = 0
+    for record in records:
         responses = record.diagnostics.get("gate_responses")
         if not responses:
             continue
-        colour = colours[index % len(colours)]
+        # Colours in drawing order, as in discarded_blocks, so an arm keeps its colour.
+        colour = colours[drawn % len(colours)]
         names = list(responses)
         positions = np.arange(1, len(names) + 1)
+        most_blocks = max(most_blocks, len(names))
         first = [responses[name][0] for name in names]
         last = [responses[name][-1] for name in names]
         axis.plot(positions, first, color=colour, lw=0.8, ls=":", marker="o", ms=4, mfc="none")
@@ -490,12 +493,13 @@ def gate_responses(records, title: str = "Largest residual response per block ag
                          "older version lacks them: delete its folder under runs/ to train it again. "
                          f"Received: {[getattr(r, 'run_id', r) for r in records]}")
     axis.set_yscale("log")
+    axis.set_xlim(0.5, most_blocks + 0.5)
     axis.set_xlabel("gated block (input to output)")
     axis.set_ylabel("largest |F| on the probe batch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_title(title)
-    axis.legend(fontsize=8, title="after training (filled); before (hollow); epsilon (dashed)",
-                title_fontsize=7)
+    axis.legend(fontsize=8, title="after training (filled)\nbefore (hollow)\nepsilon (dashed)",
+                title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 

@@ -15,11 +15,12 @@ Prints one JSON object:
 * ``pytorch_reference`` (when torch is installed): the same ResNet-20 (same
   layers, option-A shortcuts, parameter count printed beside ours) in
   PyTorch, channels-last, SGD with momentum, in a separate process; the
-  TensorFlow and PyTorch repeats alternate (paired), and ``ratio`` is the
-  median of the per-pair ratios ours / reference.
+  TensorFlow and PyTorch repeats alternate (``--pairs`` pairs), ``ratio`` is
+  the median of the per-pair ratios ours / reference, and
+  ``ratio_interquartile`` the middle half of those ratios.
 
 Usage:
-    python benchmarks/throughput.py [--repeats 5] [--batches N] [--models resnet20,...]
+    python benchmarks/throughput.py [--repeats 5] [--pairs 11] [--batches N] [--models resnet20,...]
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def _paired_reference(args) -> dict:
     try:
         ours.repeat()
         pairs = []
-        for index in range(args.repeats):
+        for index in range(args.pairs):
             # Alternate which goes first so slow drifts of the machine cancel.
             if index % 2 == 0:
                 a = ours.repeat(); b = reference.repeat()
@@ -235,12 +236,16 @@ def _paired_reference(args) -> dict:
         ours.close()
         reference.close()
     ratios = [a / b for a, b in pairs]
+    ordered = sorted(ratios)
     return {
         "tensorflow_images_per_second": round(statistics.median(a for a, _ in pairs), 1),
         "pytorch_images_per_second": round(statistics.median(b for _, b in pairs), 1),
         "ratio": round(statistics.median(ratios), 3),
         "batches_per_repeat": int(batches),
         "pair_ratios": [round(r, 3) for r in ratios],
+        "pairs": len(ratios),
+        # The middle half of the per-pair ratios: how far the median can be trusted.
+        "ratio_interquartile": [round(ordered[len(ordered) // 4], 3), round(ordered[(3 * len(ordered)) // 4], 3)],
         "parameters_ours": ours.info["parameters"],
         "parameters_reference": reference.info["parameters"],
         "torch": reference.info.get("torch"),
@@ -290,10 +295,20 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, default=None,
                         help="training steps per timed repeat (default: per model, %s)" % DEFAULT_BATCHES)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed repeats per model (median reported; default 5)")
+    parser.add_argument("--pairs", type=int, default=11,
+                        help="paired TensorFlow/PyTorch repeats for the reference ratio (median of the "
+                             "per-pair ratios; default 11: single repeats on a shared two-core machine "
+                             "vary by +-15%%, so five pairs leave the median several points loose)")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args(argv)
+    for option in ("repeats", "pairs", "batch_size"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1. Received: {getattr(args, option)}")
+    if args.batches is not None and args.batches < 1:
+        parser.error(f"--batches must be at least 1. Received: {args.batches}")
 
     import keras
     import numpy as np

@@ -173,7 +173,8 @@ def gate_findings(records: Mapping[str, RunRecord], full_recipe=None, full_steps
         counts = record.diagnostics.get("discarded_blocks") or []
         total = len(record.diagnostics.get("gates") or {})
         final = counts[-1] if counts else 0
-        lines.append(run_line(label, record)[:-1] + f"; {final} of {total} blocks discarded at the end.")
+        ending = f"{final} of {total} blocks discarded at the end" if total else "no gates (epsilon 0)"
+        lines.append(run_line(label, record)[:-1] + f"; {ending}.")
     lines.append("")
     for label, record in records.items():
         responses = record.diagnostics.get("gate_responses") or {}

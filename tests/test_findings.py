@@ -77,3 +77,9 @@ def test_gate_findings_compare_training_mode_and_flag_a_validation_blow_up():
     assert "validation loss (5e+06) is 5e+06 times its training loss (1)" in text
     record.history["val_loss"] = [3.0, 9.0]  # under ten times: nothing to flag
     assert "validation loss" not in findings.gate_findings({"eps 2": record})
+
+
+def test_gate_findings_name_an_ungated_arm():
+    record = _gated_record(2.0, {"stage1_block1": [3.0, 2.5, 1.5]})
+    record.diagnostics = {}
+    assert "no gates (epsilon 0)" in findings.gate_findings({"eps 0": record})

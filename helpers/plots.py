@@ -107,7 +107,10 @@ def save_figure(fig, name: str, notebook: str | None = None,
         path = directory / f"{number}_{name}{suffix}"
         temporary = path.with_name(f".{path.name}.tmp{suffix}")
         # Written beside and renamed, so a crash never leaves half a figure.
-        fig.savefig(temporary, format=suffix[1:], metadata=_metadata(suffix))
+        # A fixed hash salt makes the SVG's element ids (clip paths, images)
+        # the same on every render, so an unchanged plot rewrites the same bytes.
+        with plt.rc_context({"svg.hashsalt": f"cifar-lab-{number}-{name}"}):
+            fig.savefig(temporary, format=suffix[1:], metadata=_metadata(suffix))
         os.replace(temporary, path)
         paths.append(path)
     return paths

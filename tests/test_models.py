@@ -511,6 +511,30 @@ def test_zero_pad_shortcut_subsamples_and_pads_channels():
         ZeroPadShortcut(2, 2)(inputs)
 
 
+@pytest.mark.parametrize("shape, stride", [((2, 32, 32, 16), 2), ((3, 16, 16, 32), 2),
+                                           ((2, 6, 6, 3), 3), ((2, 5, 6, 3), 2)])
+def test_subsample_matches_strided_slicing_in_values_and_gradients(shape, stride):
+    import tensorflow as tf
+
+    from helpers.layers import _subsample
+
+    inputs = tf.constant(np.random.default_rng(0).normal(size=shape).astype("float32"))
+    expected = inputs[:, ::stride, ::stride, :]
+    weights = tf.constant(np.random.default_rng(1).normal(size=expected.shape).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(inputs)
+        actual = _subsample(inputs, stride)
+        reference = inputs[:, ::stride, ::stride, :]
+        loss, reference_loss = tf.reduce_sum(actual * weights), tf.reduce_sum(reference * weights)
+    np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+    np.testing.assert_array_equal(tape.gradient(loss, inputs).numpy(),
+                                  tape.gradient(reference_loss, inputs).numpy())
+    # A batch size unknown until run time (as inside a traced train step).
+    traced = tf.function(lambda x: _subsample(x, stride),
+                         input_signature=[tf.TensorSpec([None, *shape[1:]])])
+    np.testing.assert_array_equal(traced(inputs).numpy(), expected.numpy())
+
+
 # --------------------------------------------------------------------------
 # A second Keras backend
 

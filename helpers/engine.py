@@ -104,7 +104,9 @@ PROGRESS_MODES = ("bar", "lines", "none")
 CHECKPOINT_POINTER = "checkpoint.json"
 FINAL_WEIGHTS = "model.weights.h5"
 _DATA_IDENTITY_FILE = ".data_identities.json"
-# Steps per call into the compiled graph for steps_per_execution="auto". On
+# Steps per call into the compiled graph for steps_per_execution="auto" in
+# runs that are not deterministic (deterministic runs take one step per call;
+# see _compile). On
 # a CPU a training step takes tens of milliseconds or more and the Python
 # round trip (~1 ms) hardly matters, while a small value keeps the progress
 # bar lively; on a GPU a CIFAR step can take a few milliseconds, so more
@@ -726,6 +728,19 @@ def _compile(config: ExperimentConfig, num_classes: int, steps_per_epoch: int, s
             kind = "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
             steps = _AUTO_STEPS_PER_EXECUTION[kind]
         steps = max(1, min(int(steps), steps_per_epoch))
+        if config.deterministic and steps > 1:
+            # Several steps per call run inside a tf.while_loop, and that was
+            # not repeatable bit for bit: five engine runs of a reduced eps-8
+            # gate arm (512 images, 4 steps per call) ended with five
+            # different losses, while eight runs at one step per call agreed
+            # exactly. Ungated nets happened to repeat; a gate decides
+            # on a threshold, so a tiny difference there flips it and becomes
+            # a different run. The Python round trip per step costs about a
+            # millisecond on a step of tens of milliseconds or more.
+            if config.steps_per_execution != "auto":
+                notes.append(f"steps_per_execution {steps} -> 1: deterministic runs take one "
+                             "step per call (several per call were not repeatable bit for bit).")
+            steps = 1
         if strategy is not None and steps > 1:
             # Keras 3 runs several steps per call in a tf.while_loop whose
             # tf.cond around the step breaks under tf.distribute ("You must

@@ -17,7 +17,10 @@ distribution, determinism, diagnostics. Three fields do not:
   keeps every cached run, while a different copy of the dataset (say the JPEG
   CIFAR-10 mirror against the official pickles) gets runs of its own;
 * ``steps_per_execution``: how many steps run per call into the graph. It
-  changes speed and how often the progress bar moves, not the arithmetic.
+  changes speed and how often the progress bar moves, not the arithmetic it
+  asks for. (Several steps per call run in a ``tf.while_loop`` that was not
+  repeatable bit for bit, so ``deterministic`` runs always take one step per
+  call and a deterministic run repeats exactly whatever this field says.)
 
 This module imports neither TensorFlow nor Keras, so reading and comparing
 configurations (for the report, say) stays cheap.
@@ -212,6 +215,7 @@ class ExperimentConfig:
             fixed batch before training and after every epoch.
         steps_per_execution: Training steps per call into the compiled graph,
             or "auto" (the engine picks a divisor of the steps per epoch).
+            Deterministic runs take one step per call whatever this says.
             Not part of the id.
         name: A free-text label for tables and legends. Not part of the id.
 

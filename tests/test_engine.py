@@ -457,3 +457,20 @@ def test_plateau_counters_survive_a_checkpoint():
         callback.set_model(model)
         callback.on_train_begin()
     assert (after.wait, after.best, after.cooldown_counter) == (3, 0.42, 1)
+
+
+def test_deterministic_runs_take_one_step_per_call():
+    from helpers import engine
+
+    # Several steps per call run in a tf.while_loop that did not repeat bit
+    # for bit (gated nets); deterministic runs therefore take one step per call.
+    cases = [(dict(deterministic=True, steps_per_execution=3), 1, True),
+             (dict(deterministic=True, steps_per_execution="auto"), 1, False),
+             (dict(deterministic=False, steps_per_execution=3), 3, False),
+             (dict(deterministic=False, steps_per_execution="auto"),
+              engine._AUTO_STEPS_PER_EXECUTION["cpu"], False)]
+    for changes, expected, noted in cases:
+        compiled = engine._compile(tiny_config(num_epochs=1, **changes), 10, 8, None)
+        assert compiled.steps_per_execution == expected, changes
+        assert compiled.model.steps_per_execution == expected, changes
+        assert any("steps_per_execution" in note for note in compiled.notes) == noted, changes

@@ -167,6 +167,7 @@ def _torch_worker(batch_size: int, batches: int) -> None:
 
 class _Worker:
     def __init__(self, arguments: list[str]):
+        self.kind = arguments[0]
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--worker", *arguments], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
@@ -231,20 +232,34 @@ def _alternate(first: "_Worker", second: "_Worker", count: int) -> list[tuple[fl
     return pairs
 
 
+def _paired_workers(first_arguments: list[str], second_arguments: list[str],
+                    count: int) -> tuple[list[tuple[float, float]], dict, dict]:
+    """Starts two workers, takes ``count`` alternating pairs, and stops both.
+
+    A TensorFlow step worker gets one warm-up repeat first (tracing); the
+    PyTorch and engine workers warm up before they report ready. Returns the
+    pairs (first's rate, second's rate) and each worker's ready message.
+    """
+    first, second = _Worker(first_arguments), _Worker(second_arguments)
+    try:
+        for worker in (first, second):
+            if worker.kind == "tensorflow":
+                worker.repeat()
+        return _alternate(first, second, count), first.info, second.info
+    finally:
+        first.close()
+        second.close()
+
+
 def _paired_reference(args) -> dict:
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
         return {"skipped": "torch is not installed (pip install torch==2.13.0)"}
     batches = str(_batches("resnet20", args))
-    ours = _Worker(["tensorflow", "resnet20", str(args.batch_size), batches])
-    reference = _Worker(["torch", "resnet20", str(args.batch_size), batches])
-    try:
-        ours.repeat()
-        pairs = _alternate(ours, reference, args.pairs)
-    finally:
-        ours.close()
-        reference.close()
+    pairs, ours, reference = _paired_workers(["tensorflow", "resnet20", str(args.batch_size), batches],
+                                             ["torch", "resnet20", str(args.batch_size), batches],
+                                             args.pairs)
     ratios = [a / b for a, b in pairs]
     ordered = sorted(ratios)
     return {
@@ -256,10 +271,10 @@ def _paired_reference(args) -> dict:
         "pairs": len(ratios),
         # The middle half of the per-pair ratios: how far the median can be trusted.
         "ratio_interquartile": [round(ordered[len(ordered) // 4], 3), round(ordered[(3 * len(ordered)) // 4], 3)],
-        "parameters_ours": ours.info["parameters"],
-        "parameters_reference": reference.info["parameters"],
-        "torch": reference.info.get("torch"),
-        "torch_threads": reference.info.get("threads"),
+        "parameters_ours": ours["parameters"],
+        "parameters_reference": reference["parameters"],
+        "torch": reference.get("torch"),
+        "torch_threads": reference.get("threads"),
     }
 
 
@@ -315,14 +330,9 @@ def _engine_loop(args) -> dict:
     measurements taken seconds apart.
     """
     batches = str(_batches("resnet20", args))
-    step = _Worker(["tensorflow", "resnet20", str(args.batch_size), batches])
-    engine = _Worker(["engine", "resnet20", str(args.batch_size), batches])
-    try:
-        step.repeat()
-        pairs = _alternate(engine, step, args.repeats)
-    finally:
-        step.close()
-        engine.close()
+    pairs, _, _ = _paired_workers(["engine", "resnet20", str(args.batch_size), batches],
+                                  ["tensorflow", "resnet20", str(args.batch_size), batches],
+                                  args.repeats)
     ratios = [a / b for a, b in pairs]
     return {"images_per_second": round(statistics.median(a for a, _ in pairs), 1),
             "repeats": [round(a, 1) for a, _ in pairs],

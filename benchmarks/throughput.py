@@ -166,11 +166,19 @@ def _torch_worker(batch_size: int, batches: int) -> None:
 
 
 class _Worker:
-    def __init__(self, arguments: list[str]):
+    """A worker process: this script's ``--worker`` mode, here or in another checkout.
+
+    ``root`` is a project checkout whose ``benchmarks/throughput.py`` runs the
+    worker (another revision, for benchmarks/rotation.py); ``environment``
+    adds variables to its environment.
+    """
+
+    def __init__(self, arguments: list[str], root: Path = ROOT, environment: dict | None = None):
         self.kind = arguments[0]
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", *arguments], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+            [sys.executable, str(Path(root) / "benchmarks" / "throughput.py"), "--worker", *arguments],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=root, env={**os.environ, **(environment or {})})
         self.info = self._read()
 
     def _read(self) -> dict:

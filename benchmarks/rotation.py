@@ -62,17 +62,6 @@ def parse_variant(text: str) -> tuple[str, Path, str, dict[str, str]]:
     return name, root, kind, environment
 
 
-def rotate(workers: dict[str, "throughput._Worker"], rounds: int) -> dict[str, list[float]]:
-    """``rounds`` rounds of one repeat per worker, the first worker moving each round."""
-    names = list(workers)
-    rates: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(rounds):
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            rates[name].append(workers[name].repeat())
-    return rates
-
-
 def summarise(rates: dict[str, list[float]], reference: str) -> dict:
     return {name: {"images_per_second": round(statistics.median(values), 1),
                    "repeats": [round(value, 1) for value in values],
@@ -99,18 +88,10 @@ def main(argv=None) -> int:
     for option in ("rounds", "batch_size", "batches"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1. Received: {getattr(args, option)}")
-    workers: dict[str, throughput._Worker] = {}
-    try:
-        for name, root, kind, environment in variants:
-            workers[name] = throughput._Worker([kind, "resnet20", str(args.batch_size), str(args.batches)],
-                                               root=root, environment=environment)
-        for worker in workers.values():
-            if worker.kind == "tensorflow":
-                worker.repeat()  # warm-up: tracing
-        rates = rotate(workers, args.rounds)
-    finally:
-        for worker in workers.values():
-            worker.close()
+    arguments = ["resnet20", str(args.batch_size), str(args.batches)]
+    rates_in_order, _ = throughput._rotated_workers(
+        [([kind, *arguments], root, environment) for _, root, kind, environment in variants], args.rounds)
+    rates = dict(zip(names, rates_in_order))
     reference = next((name for name, _, kind, _ in variants if kind == "torch"), names[0])
     print(json.dumps({
         "benchmark": "rotation", "rounds": args.rounds, "batch_size": args.batch_size,

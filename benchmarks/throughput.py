@@ -225,38 +225,48 @@ def _measure_model(name: str, args) -> dict:
             "tensorflow_onednn": worker.info["tensorflow_onednn"]}
 
 
-def _alternate(first: "_Worker", second: "_Worker", count: int) -> list[tuple[float, float]]:
-    """``count`` pairs of (first's rate, second's rate), taken back to back.
+def _rotate(workers: list["_Worker"], rounds: int) -> list[list[float]]:
+    """``rounds`` rounds of one repeat per worker; each worker's rates, in order.
 
-    Which worker goes first alternates, so slow drifts of the machine cancel.
+    The worker that goes first moves one place each round (with two workers:
+    they alternate), so slow drifts of the machine fall on every worker alike.
     """
-    pairs = []
-    for index in range(count):
-        if index % 2 == 0:
-            a = first.repeat(); b = second.repeat()
-        else:
-            b = second.repeat(); a = first.repeat()
-        pairs.append((a, b))
-    return pairs
+    rates: list[list[float]] = [[] for _ in workers]
+    for index in range(rounds):
+        shift = index % len(workers)
+        for position in list(range(shift, len(workers))) + list(range(shift)):
+            rates[position].append(workers[position].repeat())
+    return rates
+
+
+def _rotated_workers(specs: list[tuple[list[str], Path, dict | None]],
+                     rounds: int) -> tuple[list[list[float]], list[dict]]:
+    """Starts one worker per (arguments, root, environment), rotates, stops them all.
+
+    A TensorFlow step worker gets one warm-up repeat first (tracing); the
+    PyTorch and engine workers warm up before they report ready. Returns each
+    worker's rates (see ``_rotate``) and its ready message.
+    """
+    workers: list[_Worker] = []
+    try:
+        for arguments, root, environment in specs:
+            workers.append(_Worker(arguments, root=root, environment=environment))
+        for worker in workers:
+            if worker.kind == "tensorflow":
+                worker.repeat()
+        return _rotate(workers, rounds), [worker.info for worker in workers]
+    finally:
+        for worker in workers:
+            worker.close()
 
 
 def _paired_workers(first_arguments: list[str], second_arguments: list[str],
                     count: int) -> tuple[list[tuple[float, float]], dict, dict]:
-    """Starts two workers, takes ``count`` alternating pairs, and stops both.
-
-    A TensorFlow step worker gets one warm-up repeat first (tracing); the
-    PyTorch and engine workers warm up before they report ready. Returns the
-    pairs (first's rate, second's rate) and each worker's ready message.
-    """
-    first, second = _Worker(first_arguments), _Worker(second_arguments)
-    try:
-        for worker in (first, second):
-            if worker.kind == "tensorflow":
-                worker.repeat()
-        return _alternate(first, second, count), first.info, second.info
-    finally:
-        first.close()
-        second.close()
+    """``count`` alternating pairs (first's rate, second's rate) of two workers
+    of this checkout, and each worker's ready message."""
+    rates, (first, second) = _rotated_workers([(first_arguments, ROOT, None),
+                                               (second_arguments, ROOT, None)], count)
+    return list(zip(*rates)), first, second
 
 
 def _paired_reference(args) -> dict:

@@ -106,11 +106,10 @@ FINAL_WEIGHTS = "model.weights.h5"
 _DATA_IDENTITY_FILE = ".data_identities.json"
 # Steps per call into the compiled graph for steps_per_execution="auto" in
 # runs that are not deterministic (deterministic runs take one step per call;
-# see _compile). On
-# a CPU a training step takes tens of milliseconds or more and the Python
-# round trip (~1 ms) hardly matters, while a small value keeps the progress
-# bar lively; on a GPU a CIFAR step can take a few milliseconds, so more
-# steps per call save a real share of the time.
+# see _compile). On a CPU a training step takes tens of milliseconds or more
+# and the Python round trip (~1 ms) hardly matters, while a small value keeps
+# the progress bar lively; on a GPU a CIFAR step can take a few milliseconds,
+# so more steps per call save a real share of the time.
 _AUTO_STEPS_PER_EXECUTION = {"cpu": 4, "gpu": 32}
 
 

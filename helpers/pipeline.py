@@ -88,7 +88,7 @@ def random_crop_and_flip(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
              + columns[:, tf.newaxis, :])
     pixel = tf.where(inside, pixel, batch * height * width)
     flat = tf.concat([tf.reshape(images, [-1, channels]), tf.zeros([1, channels], images.dtype)], axis=0)
-    return tf.reshape(tf.gather(flat, pixel), tf.shape(images))
+    return tf.gather(flat, pixel)  # [B, H, W, C]
 
 
 def make_dataset(

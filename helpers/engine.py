@@ -1619,6 +1619,7 @@ def _train(config, run_id, run_dir, run_data, strategy, reporter, resume, chief,
             _history_key(key, compiled.output_names): _to_float(value)
             for key, value in test_logs.items()
         }
+        record.test_predictions = _test_predictions(model, test_data, run_data.y_test, run_data.num_classes)
         if state.diverged_epoch is not None:
             record.status = "diverged"
             record.diverged_epoch = state.diverged_epoch
@@ -1637,6 +1638,30 @@ def _train(config, run_id, run_dir, run_data, strategy, reporter, resume, chief,
             f"{record.wall_seconds:.0f}s"
         )
         return record
+
+
+def _test_predictions(model, test_data, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """Per-image test scores (top-1 and, beyond 10 classes, top-5), packed.
+
+    The same test images as ``evaluate`` just scored, in the same order;
+    kept so that two arms can be compared image by image
+    (``helpers.intervals.difference_interval``).
+    """
+    from helpers.records import labels_digest, pack_bits
+
+    outputs = model.predict(test_data.map(lambda images, _: images), verbose=0)
+    if isinstance(outputs, dict):
+        outputs = outputs["logits"]
+    elif isinstance(outputs, (list, tuple)):
+        outputs = outputs[0]
+    logits = np.asarray(outputs, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    payload: dict[str, Any] = {"images": int(labels.shape[0]), "labels_digest": labels_digest(labels),
+                               "accuracy": pack_bits(np.argmax(logits, axis=1) == labels)}
+    if num_classes > 10:
+        top5 = np.argpartition(-logits, 5, axis=1)[:, :5]
+        payload["top5_accuracy"] = pack_bits((top5 == labels[:, None]).any(axis=1))
+    return payload
 
 
 def _normalised(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

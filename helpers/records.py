@@ -18,12 +18,17 @@ files stay strict JSON; :meth:`RunRecord.curve` turns them back into NaN.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import hashlib
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+import numpy as np
 
 from helpers.experiment import ExperimentConfig
 
@@ -84,6 +89,14 @@ class RunRecord:
             per-output entries ("logits_loss", "side_logits_loss", ...).
         test: Test-split metrics measured once after the last epoch:
             "loss", "accuracy" and, with more than 10 classes, "top5_accuracy".
+        test_predictions: The same single pass over the test split, per
+            image, for paired comparisons between arms
+            (``helpers.intervals``): "images" (count), "labels_digest"
+            (sha256 of the test labels in order, so two records can be
+            checked to be scored on the same images), and per metric
+            ("accuracy", "top5_accuracy") the per-image 0/1 scores packed
+            as bits, base64 (:func:`pack_bits`). Empty in records written
+            before it existed.
         diverged_epoch: The epoch (1-based) whose loss became non-finite.
         wall_seconds: Time spent in ``run`` over all sessions of this run
             (resumes add up), from data loading to the final record.
@@ -121,6 +134,7 @@ class RunRecord:
     config: ExperimentConfig
     history: dict[str, list] = dataclasses.field(default_factory=dict)
     test: dict[str, Any] = dataclasses.field(default_factory=dict)
+    test_predictions: dict[str, Any] = dataclasses.field(default_factory=dict)
     diverged_epoch: int | None = None
     wall_seconds: float = 0.0
     train_images_per_second: float | None = None
@@ -157,6 +171,7 @@ class RunRecord:
             "config": self.config.to_dict(),
             "history": self.history,
             "test": self.test,
+            "test_predictions": self.test_predictions,
             "wall_seconds": self.wall_seconds,
             "train_images_per_second": self.train_images_per_second,
             "diagnostics": self.diagnostics,
@@ -268,6 +283,25 @@ class RunRecord:
         value = self.test.get(metric)
         return math.nan if value is None else float(value)
 
+    def test_correct(self, metric: str = "accuracy") -> np.ndarray | None:
+        """Per-image 0/1 test scores of ``metric`` ("accuracy" or
+        "top5_accuracy"), in the test split's order; None when the record
+        holds none (written before per-image scores were kept).
+
+        Raises:
+            ValueError: naming the record's file, when the stored scores are
+                damaged (not base64, or a different count of images).
+        """
+        packed = self.test_predictions.get(metric)
+        if packed is None:
+            return None
+        images = int(self.test_predictions.get("images", 0))
+        try:
+            return unpack_bits(packed, images)
+        except ValueError as error:
+            raise ValueError(f"Run record {self.path or self.run_id}: damaged per-image test scores for "
+                             f"{metric!r} ({error}). Delete the run folder to retrain it.") from None
+
     def summary(self) -> dict[str, Any]:
         """One flat row for results tables."""
         row = {
@@ -287,6 +321,32 @@ class RunRecord:
         if "val_accuracy" in self.history:
             row["best_val_accuracy"] = self.best("val_accuracy")
         return row
+
+
+def pack_bits(scores) -> str:
+    """0/1 scores as base64 of their packed bits (10,000 images: 1,668 characters)."""
+    array = np.asarray(scores).astype(bool).ravel()
+    return base64.b64encode(np.packbits(array).tobytes()).decode("ascii")
+
+
+def unpack_bits(text: str, count: int) -> np.ndarray:
+    """The inverse of :func:`pack_bits`: ``count`` scores as a uint8 array of 0/1.
+
+    Raises:
+        ValueError: when ``text`` is not base64 or holds too few bits.
+    """
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, AttributeError) as error:
+        raise ValueError(f"not base64: {error}") from None
+    if len(raw) != (count + 7) // 8:
+        raise ValueError(f"{len(raw) * 8} bits stored for {count} images")
+    return np.unpackbits(np.frombuffer(raw, dtype=np.uint8))[:count]
+
+
+def labels_digest(labels) -> str:
+    """sha256 of a label vector (as int64), to check two runs saw the same test images."""
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(labels, dtype=np.int64).ravel()).tobytes()).hexdigest()
 
 
 def record_path(runs_dir: str | os.PathLike, run_id: str) -> Path:

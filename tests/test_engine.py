@@ -172,7 +172,7 @@ RECORD_KEYS = {
     "schema_version", "run_id", "name", "status", "seed", "epochs_completed", "diverged_epoch",
     "config", "history", "test", "wall_seconds", "train_images_per_second", "diagnostics",
     "data", "environment", "parameter_count", "schedule", "sessions", "created", "finished",
-    "error", "notes",
+    "error", "notes", "test_predictions",
 }
 
 
@@ -206,6 +206,15 @@ def test_run_records_everything_and_second_call_is_cached(tmp_path, data10, monk
     model = engine.load_trained_model(record)
     logits = model.predict((data10.x_test / 255.0 - mean) / std, verbose=0)
     assert np.mean(logits.argmax(axis=1) == data10.y_test) == pytest.approx(record.test["accuracy"])
+    # The same pass, per image, for paired comparisons between arms.
+    from helpers.records import labels_digest
+
+    per_image = record.test_correct("accuracy")
+    assert record.test_predictions["images"] == len(data10.y_test) == per_image.shape[0]
+    assert record.test_predictions["labels_digest"] == labels_digest(data10.y_test)
+    assert np.array_equal(per_image, (logits.argmax(axis=1) == data10.y_test).astype(np.uint8))
+    assert per_image.mean() == pytest.approx(record.test["accuracy"])
+    assert record.test_correct("top5_accuracy") is None  # 10 classes: no top-5
     assert not list((tmp_path / record.run_id).glob("ckpt-*"))  # cleaned up once complete
 
     # Gradient norms: every conv and dense kernel, before training and after each epoch.
@@ -266,6 +275,10 @@ def test_same_config_and_seed_give_the_same_first_epoch(tmp_path):
     assert first.diagnostics["gradient_norms"] == second.diagnostics["gradient_norms"]
     assert set(first.test) == {"loss", "accuracy", "top5_accuracy"}
     assert first.test == second.test
+    assert first.test_predictions == second.test_predictions
+    top5 = first.test_correct("top5_accuracy")
+    assert top5.mean() == pytest.approx(first.test["top5_accuracy"])
+    assert np.all(top5 >= first.test_correct("accuracy"))  # right at top-1 is right at top-5
     different_seed = engine.run(config.replace(seed=1), runs_dir=tmp_path / "a", data=data100,
                                 progress=False)
     assert different_seed.history["loss"] != first.history["loss"]
@@ -351,6 +364,8 @@ def test_eps_resnet_records_gates_and_uses_the_side_head(tmp_path, data10):
     for key in ("loss", "accuracy", "logits_loss", "side_logits_loss", "side_logits_accuracy"):
         assert key in record.history, key
     assert "accuracy" in record.test and "side_logits_accuracy" in record.test
+    # Per-image scores come from the main head, not the side head.
+    assert record.test_correct("accuracy").mean() == pytest.approx(record.test["accuracy"])
 
 
 def test_training_mode_gate_diagnostic_leaves_the_model_unchanged(tmp_path, data10):

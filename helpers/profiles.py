@@ -98,17 +98,21 @@ PROFILES: dict[str, Profile] = {
         validation_size=500,
         test_size=1000,
         batch_size=64,
-        seeds=(0,),
+        # Two seeds: the fewest that let a comparison claim a direction. To
+        # keep the series within the hour, the sweeps are thinner than at one
+        # seed (depth 32 and epsilon 2.5/10 were the first to go: the 20/44
+        # pair and the 0/8/16 ends carry the findings).
+        seeds=(0, 1),
         width=0.25,
         epochs={"01": 4, "02": 6, "03": 8, "04": 5, "05": 6, "06": 3, "07": 4},
-        depths=(20, 32, 44),
+        depths=(20, 44),
         degradation_depths=(20, 44),
         epsilon_depth=56,
-        epsilons=(0.0, 2.5, 8.0, 10.0, 16.0),
+        epsilons=(0.0, 8.0, 16.0),
         cifar100_models=("resnet18", "resnet20"),
         lr_find_iterations=60,
         description="quick: real data at reduced scale on a 2-core CPU (1,500 training images, "
-                    "batch 64, quarter-width VGG/ResNet-18/50, 3-8 epochs, 1,000 test images)",
+                    "batch 64, quarter-width VGG/ResNet-18/50, 3-8 epochs, 2 seeds, 1,000 test images)",
     ),
     "full": Profile(
         name="full",

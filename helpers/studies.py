@@ -1,18 +1,23 @@
 """The experiments of each notebook, as engine configurations.
 
-Each ``*_arms(profile, data_dir)`` function returns an ordered mapping from a
-legend label to an :class:`~helpers.experiment.ExperimentConfig`. Arms of one
-comparison are built from one base configuration with ``replace`` or
-``with_model_options``, so they differ in exactly the factor named by the
-label, and they share the data split, the budget and the seed. The profile
-(``helpers.profiles``) sets the scale; the design never changes with it.
+Each ``*_arms(profile, data_dir)`` function returns an ordered mapping from
+an arm's key (its factors, e.g. ``("plain", 44)``) to an :class:`Arm`: the
+key, a display label and an :class:`~helpers.experiment.ExperimentConfig`.
+Arms of one comparison are built from one base configuration with
+``replace`` or ``with_model_options``, so they differ in exactly the factor
+their key names, and they share the data split, the budget and the seeds.
+The profile (``helpers.profiles``) sets the scale; the design never changes
+with it.
 
-:func:`run_arms` runs them through the engine (cached: a second call loads
-the records without training) and returns the records under the same labels.
+:func:`run_study` runs every arm for every seed of the profile through the
+engine (cached: a second call loads the records without training) and
+returns an :class:`ArmResult` per key.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Mapping
 
 from helpers.experiment import ExperimentConfig
@@ -65,24 +70,120 @@ def base_config(profile: Profile, notebook: str, data_dir=None, **fields) -> Exp
     return ExperimentConfig(**values)
 
 
-def with_seeds(arms: Mapping[str, ExperimentConfig], profile: Profile) -> dict[str, ExperimentConfig]:
-    """Repeats every arm over the profile's seeds ("label" -> "label [seed 1]").
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One arm of a comparison: its factors, a display label, its configuration.
 
-    Used in: every notebook at the full profile
+    Attributes:
+        key: The arm's factors, e.g. ``("plain", 44)`` or ``("schedule",
+            "cosine")``. Findings, plots and the summary look arms up by it;
+            never by the label.
+        label: For legends and tables only.
+        config: The configuration at the profile's first seed; the study
+            runs it once per seed of the profile (:func:`run_study`).
     """
-    repeated = {}
-    for label, config in arms.items():
-        for seed in profile.seeds:
-            key = label if seed == profile.seeds[0] else f"{label} [seed {seed}]"
-            repeated[key] = config.replace(seed=seed, name=key)
-    return repeated
+
+    key: tuple
+    label: str
+    config: ExperimentConfig
+
+    def seeded(self, seed: int) -> ExperimentConfig:
+        """The arm's configuration at ``seed`` (everything else unchanged)."""
+        return self.config.replace(seed=seed)
 
 
-def _named(arms: dict[str, ExperimentConfig]) -> dict[str, ExperimentConfig]:
-    return {label: config.replace(name=label) for label, config in arms.items()}
+@dataclasses.dataclass
+class ArmResult:
+    """An arm's runs, one per seed of the profile, in the profile's order.
+
+    ``records`` holds None for a seed whose run is not in the cache (only
+    when the study was read with ``cached_only=True``).
+
+    Used in: every notebook's Findings and figures, 08_summary
+    """
+
+    arm: Arm
+    seeds: tuple[int, ...]
+    records: list
+
+    @property
+    def key(self) -> tuple:
+        return self.arm.key
+
+    @property
+    def label(self) -> str:
+        return self.arm.label
+
+    @property
+    def config(self) -> ExperimentConfig:
+        return self.arm.config
+
+    @property
+    def completed(self) -> list:
+        """The records that exist (all of them, unless read cache-only)."""
+        return [record for record in self.records if record is not None]
+
+    @property
+    def n(self) -> int:
+        return len(self.completed)
+
+    def test_values(self, metric: str = "accuracy") -> list[float]:
+        """The test ``metric`` of each seed's run (NaN where not finite)."""
+        return [record.test_metric(metric) for record in self.completed]
+
+    def best_values(self, metric: str = "val_accuracy") -> list[float]:
+        """The best ``metric`` over epochs of each seed's run."""
+        return [record.best(metric) if metric in record.history else math.nan for record in self.completed]
+
+    def final_values(self, metric: str) -> list[float]:
+        """The last epoch's ``metric`` of each seed's run."""
+        return [record.final(metric) if metric in record.history and record.epochs_completed else math.nan
+                for record in self.completed]
+
+    def seconds_per_epoch(self) -> float:
+        """Mean wall seconds per epoch (training and validation) over seeds and epochs.
+
+        Used in: 03_resnet_depth
+        """
+        values = [value for record in self.completed if "epoch_seconds" in record.history
+                  for value in record.curve("epoch_seconds") if math.isfinite(value)]
+        return sum(values) / len(values) if values else math.nan
+
+    def test_correct(self, metric: str = "accuracy"):
+        """Per-image test scores [seeds, images], or None if a run has none.
+
+        Raises:
+            ValueError: when the seeds' runs were scored on different test images.
+        """
+        import numpy as np
+
+        rows, digests = [], set()
+        for record in self.completed:
+            row = record.test_correct(metric)
+            if row is None:
+                return None
+            rows.append(row)
+            digests.add(record.test_predictions.get("labels_digest"))
+        if not rows:
+            return None
+        if len(digests) > 1 or len({row.shape for row in rows}) > 1:
+            raise ValueError(f"Arm {self.label!r}: its seeds' runs were scored on different test images. "
+                             f"Received: {len(digests)} label digests")
+        return np.stack(rows)
 
 
-def vgg_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
+def _arms(*arms: Arm) -> dict[tuple, Arm]:
+    """Arms keyed by their factors; each configuration named by its label."""
+    keyed = {}
+    for arm in arms:
+        if arm.key in keyed:
+            raise ValueError(f"Two arms share the key {arm.key!r}. Received: {arm.label!r} and "
+                             f"{keyed[arm.key].label!r}")
+        keyed[arm.key] = Arm(arm.key, arm.label, arm.config.replace(name=arm.label))
+    return keyed
+
+
+def vgg_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """VGG-19 without batch norm as the student trained it, then the fixes.
 
     The baseline is VGG-19 with no batch norm and Keras' default (Glorot
@@ -98,18 +199,20 @@ def vgg_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
                        model_options={"batch_norm": False, "kernel_initializer": "glorot_uniform",
                                       "width_multiplier": profile.width})
     high = scaled_rate(profile, 0.05)
-    return _named({
-        "no BN, Glorot, SGD high rate": base.replace(learning_rate=high),
-        "no BN, Glorot, SGD low rate": base,
-        "no BN, Glorot, Adam 1e-3": base.replace(optimizer="adam", learning_rate=1e-3,
-                                                 weight_decay_mode="decoupled", weight_decay=1e-4),
-        "no BN, He, SGD low rate": base.with_model_options(kernel_initializer="he_normal"),
-        "BN, Glorot, SGD low rate": base.with_model_options(batch_norm=True),
-        "BN, Glorot, SGD high rate": base.with_model_options(batch_norm=True).replace(learning_rate=high),
-    })
+    return _arms(
+        Arm(("no_bn", "glorot", "sgd_high"), "no BN, Glorot, SGD high rate", base.replace(learning_rate=high)),
+        Arm(("no_bn", "glorot", "sgd_low"), "no BN, Glorot, SGD low rate", base),
+        Arm(("no_bn", "glorot", "adam"), "no BN, Glorot, Adam 1e-3",
+            base.replace(optimizer="adam", learning_rate=1e-3, weight_decay_mode="decoupled", weight_decay=1e-4)),
+        Arm(("no_bn", "he", "sgd_low"), "no BN, He, SGD low rate",
+            base.with_model_options(kernel_initializer="he_normal")),
+        Arm(("bn", "glorot", "sgd_low"), "BN, Glorot, SGD low rate", base.with_model_options(batch_norm=True)),
+        Arm(("bn", "glorot", "sgd_high"), "BN, Glorot, SGD high rate",
+            base.with_model_options(batch_norm=True).replace(learning_rate=high)),
+    )
 
 
-def schedule_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
+def schedule_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """ResNet-20, one budget, four schedules: constant, step, plateau, cosine.
 
     Plateau uses the student's factor 0.1; its patience is 10 epochs at full
@@ -119,13 +222,13 @@ def schedule_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig
     """
     base = base_config(profile, "02", data_dir, model="resnet20")
     patience = max(1, round(base.num_epochs / 16))
-    return _named({
-        "constant": base.replace(schedule="constant"),
-        "step /10 at 50%, 75%": base.replace(schedule="step"),
-        f"plateau x0.1, patience {patience}": base.replace(
-            schedule="plateau", schedule_options={"factor": 0.1, "patience": patience}),
-        "cosine + warm-up": base.replace(schedule="cosine"),
-    })
+    return _arms(
+        Arm(("schedule", "constant"), "constant", base.replace(schedule="constant")),
+        Arm(("schedule", "step"), "step /10 at 50%, 75%", base.replace(schedule="step")),
+        Arm(("schedule", "plateau"), f"plateau x0.1, patience {patience}", base.replace(
+            schedule="plateau", schedule_options={"factor": 0.1, "patience": patience})),
+        Arm(("schedule", "cosine"), "cosine + warm-up", base.replace(schedule="cosine")),
+    )
 
 
 def steps_per_epoch(config: ExperimentConfig) -> int:
@@ -145,20 +248,20 @@ def steps_per_epoch(config: ExperimentConfig) -> int:
     return max(1, train // config.batch_size)
 
 
-def degradation_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
+def degradation_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """Plain vs residual at a shallow and a deep depth (He et al.'s Figure 1/6).
 
     Used in: 03_resnet_depth
     """
     base = base_config(profile, "03", data_dir, model="resnet20", schedule="step")
-    arms = {}
+    arms = []
     for depth in profile.degradation_depths:
-        arms[f"plain-{depth}"] = base.replace(model=f"plain{depth}")
-        arms[f"ResNet-{depth}"] = base.replace(model=f"resnet{depth}")
-    return _named(arms)
+        arms.append(Arm(("plain", depth), f"plain-{depth}", base.replace(model=f"plain{depth}")))
+        arms.append(Arm(("residual", depth), f"ResNet-{depth}", base.replace(model=f"resnet{depth}")))
+    return _arms(*arms)
 
 
-def depth_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
+def depth_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """CIFAR ResNets of the profile's depths, identical recipe.
 
     Shares configurations (hence cached runs) with :func:`degradation_arms`.
@@ -166,10 +269,11 @@ def depth_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
     Used in: 03_resnet_depth
     """
     base = base_config(profile, "03", data_dir, model="resnet20", schedule="step")
-    return _named({f"ResNet-{depth}": base.replace(model=f"resnet{depth}") for depth in profile.depths})
+    return _arms(*(Arm(("residual", depth), f"ResNet-{depth}", base.replace(model=f"resnet{depth}"))
+                   for depth in profile.depths))
 
 
-def stem_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
+def stem_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """ResNet-18 and ResNet-50 with the CIFAR stem against the ImageNet stem.
 
     The ImageNet stem (7x7 stride 2 and max-pool) shrinks 32x32 inputs to 8x8
@@ -179,14 +283,11 @@ def stem_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
     """
     base = base_config(profile, "03", data_dir, model="resnet18", schedule="step",
                        model_options={"width_multiplier": profile.width})
-    arms = {}
-    for model in ("resnet18", "resnet50"):
-        for stem in ("cifar", "imagenet"):
-            arms[f"{model} {stem} stem"] = base.replace(model=model).with_model_options(stem=stem)
-    return _named(arms)
+    return _arms(*(Arm((model, stem), f"{model} {stem} stem", base.replace(model=model).with_model_options(stem=stem))
+                   for model in ("resnet18", "resnet50") for stem in ("cifar", "imagenet")))
 
 
-def warmup_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
+def warmup_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """ResNet-110 with and without He et al.'s warm-up (0.01 for 400 steps).
 
     Only at the full profile: at reduced scale ResNet-110 costs too much per
@@ -197,14 +298,14 @@ def warmup_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
     if profile.name != "full":
         return {}
     base = base_config(profile, "03", data_dir, model="resnet110", schedule="step")
-    return _named({
-        "ResNet-110, no warm-up": base,
-        "ResNet-110, warm-up 0.01 for 400 steps": base.with_schedule_options(
-            warmup_steps=400, warmup_learning_rate=0.01),
-    })
+    return _arms(
+        Arm(("warmup", False), "ResNet-110, no warm-up", base),
+        Arm(("warmup", True), "ResNet-110, warm-up 0.01 for 400 steps", base.with_schedule_options(
+            warmup_steps=400, warmup_learning_rate=0.01)),
+    )
 
 
-def dropout_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
+def dropout_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """ResNet-18 with ReduceLROnPlateau: dropout against augmentation + weight decay.
 
     Arms: nothing (no augmentation, no weight decay, no dropout); the
@@ -220,13 +321,15 @@ def dropout_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]
     base = base.replace(schedule_options={"factor": 0.1, "patience": patience})
     bare = base.replace(augment=False, weight_decay=0.0)
     student = {"block_dropout": 0.5, "classifier_dropout": 0.3}
-    return _named({
-        "no regularisation": bare,
-        "student dropout only": bare.with_model_options(**student),
-        "augmentation + weight decay": base,
-        "aug + wd + classifier dropout 0.3": base.with_model_options(classifier_dropout=0.3),
-        "aug + wd + student dropout": base.with_model_options(**student),
-    })
+    return _arms(
+        Arm(("none",), "no regularisation", bare),
+        Arm(("student_dropout",), "student dropout only", bare.with_model_options(**student)),
+        Arm(("augmentation_weight_decay",), "augmentation + weight decay", base),
+        Arm(("augmentation_weight_decay", "classifier_dropout"), "aug + wd + classifier dropout 0.3",
+            base.with_model_options(classifier_dropout=0.3)),
+        Arm(("augmentation_weight_decay", "student_dropout"), "aug + wd + student dropout",
+            base.with_model_options(**student)),
+    )
 
 
 def cyclical_base(profile: Profile, data_dir=None) -> ExperimentConfig:
@@ -239,7 +342,7 @@ def cyclical_base(profile: Profile, data_dir=None) -> ExperimentConfig:
 
 
 def cyclical_arms(profile: Profile, base_learning_rate: float, max_learning_rate: float,
-                  data_dir=None) -> dict[str, ExperimentConfig]:
+                  data_dir=None) -> dict[tuple, Arm]:
     """Step decay vs triangular CLR vs one-cycle at one budget, and one-cycle at a quarter.
 
     The rate bounds come from the LR range test.
@@ -248,34 +351,35 @@ def cyclical_arms(profile: Profile, base_learning_rate: float, max_learning_rate
     """
     base = cyclical_base(profile, data_dir)
     short = max(1, base.num_epochs // 4)
-    return _named({
-        f"step decay from {max_learning_rate:.2g}": base.replace(
-            schedule="step", learning_rate=max_learning_rate),
-        "triangular CLR": base.replace(
+    return _arms(
+        Arm(("schedule", "step"), f"step decay from {max_learning_rate:.2g}", base.replace(
+            schedule="step", learning_rate=max_learning_rate)),
+        Arm(("schedule", "clr"), "triangular CLR", base.replace(
             schedule="clr", learning_rate=max_learning_rate,
-            schedule_options={"base_learning_rate": base_learning_rate}),
-        "one-cycle": base.replace(schedule="onecycle", learning_rate=max_learning_rate),
-        f"one-cycle, {short} epochs": base.replace(schedule="onecycle", learning_rate=max_learning_rate,
-                                                   num_epochs=short),
-    })
+            schedule_options={"base_learning_rate": base_learning_rate})),
+        Arm(("schedule", "onecycle"), "one-cycle", base.replace(schedule="onecycle", learning_rate=max_learning_rate)),
+        Arm(("schedule", "onecycle_short"), f"one-cycle, {short} epochs", base.replace(
+            schedule="onecycle", learning_rate=max_learning_rate, num_epochs=short)),
+    )
 
 
-def gate_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
+def gate_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """epsilon-ResNet at the profile's depth over a range of epsilon, plus a shallow net.
 
     Used in: 06_sparse_gates
     """
     base = base_config(profile, "06", data_dir, model=f"eps_resnet{profile.epsilon_depth}",
                        schedule="step", weight_decay=2e-4)
-    arms = {f"depth {profile.epsilon_depth}, eps {eps:g}": base.with_model_options(epsilon=eps)
-            for eps in profile.epsilons}
+    arms = [Arm((profile.epsilon_depth, float(eps)), f"depth {profile.epsilon_depth}, eps {eps:g}",
+                base.with_model_options(epsilon=eps)) for eps in profile.epsilons]
     shallow = max(profile.epsilons)
     if profile.epsilon_depth != 20:
-        arms[f"depth 20, eps {shallow:g}"] = base.replace(model="eps_resnet20").with_model_options(epsilon=shallow)
-    return _named(arms)
+        arms.append(Arm((20, float(shallow)), f"depth 20, eps {shallow:g}",
+                        base.replace(model="eps_resnet20").with_model_options(epsilon=shallow)))
+    return _arms(*arms)
 
 
-def cifar100_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig]:
+def cifar100_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """CIFAR-100: the profile's models, and ResNet-18 with the student's dropout.
 
     Used in: 07_cifar100
@@ -283,55 +387,116 @@ def cifar100_arms(profile: Profile, data_dir=None) -> dict[str, ExperimentConfig
     base = base_config(profile, "07", data_dir, model="resnet18", dataset="cifar100",
                        schedule="cosine", train_size=None if profile.train_size is None
                        else profile.train_size * 2)
-    arms = {}
+    arms = []
     for model in profile.cifar100_models:
         options = {"width_multiplier": profile.width} if model in ("resnet18", "resnet50") else {}
-        arms[model] = base.replace(model=model, model_options=options)
+        config = base.replace(model=model, model_options=options)
+        arms.append(Arm((model,), model, config))
         if model == "resnet18":
-            arms["resnet18 + dropout 0.5 after add"] = arms[model].with_model_options(post_add_dropout=0.5)
-    return _named(arms)
+            arms.append(Arm((model, "post_add_dropout"), "resnet18 + dropout 0.5 after add",
+                            config.with_model_options(post_add_dropout=0.5)))
+    return _arms(*arms)
 
 
-def run_arms(arms: Mapping[str, ExperimentConfig], runs_dir=None, progress=True) -> dict:
-    """Runs each arm through the engine (cached, resumable) in order.
+def run_study(arms: Mapping[tuple, Arm], profile: Profile, runs_dir=None, progress=True,
+              cached_only: bool = False) -> dict[tuple, ArmResult]:
+    """Runs every arm for every seed of the profile (cached, resumable).
+
+    Args:
+        arms: Arms keyed by their factors (a ``*_arms`` function's result).
+        profile: Its ``seeds`` are the seeds every arm runs for.
+        runs_dir: The run cache (default ``helpers.config.RUNS_DIR``).
+        progress: Print "[3/10] label, seed 1" before each run and let the
+            engine show its progress bars.
+        cached_only: Train nothing: look each run up in the cache and leave
+            None where it is missing (the summary reads results this way).
 
     Returns:
-        {label: RunRecord}, in the order given.
+        {key: ArmResult}, in the arms' order.
 
-    Used in: 01_vgg_gradients through 07_cifar100
+    Used in: 01_vgg_gradients through 07_cifar100, 08_summary
     """
+    import sys
+
     from helpers.engine import run
 
-    records = {}
-    for index, (label, config) in enumerate(arms.items(), start=1):
-        if progress:
-            import sys
+    results = {}
+    total = len(arms) * len(profile.seeds)
+    index = 0
+    for key, arm in arms.items():
+        records = []
+        for seed in profile.seeds:
+            index += 1
+            config = arm.seeded(seed)
+            if cached_only:
+                records.append(cached_record(config, runs_dir))
+                continue
+            if progress:
+                print(f"[{index}/{total}] {arm.label}, seed {seed}", file=sys.stderr, flush=True)
+            records.append(run(config, runs_dir=runs_dir, progress=progress))
+        results[key] = ArmResult(arm=arm, seeds=tuple(profile.seeds), records=records)
+    return results
 
-            print(f"[{index}/{len(arms)}] {label}", file=sys.stderr, flush=True)
-        records[label] = run(config, runs_dir=runs_dir, progress=progress)
-    return records
+
+def best_by_validation(results: Mapping[tuple, ArmResult], metric: str = "val_accuracy") -> ArmResult:
+    """The arm whose best ``metric`` (mean over seeds) is highest: a choice made
+    on the validation split, never the test split.
+
+    Raises:
+        ValueError: when no arm has a finite value.
+
+    Used in: 07_cifar100
+    """
+    def score(result: ArmResult) -> float:
+        values = [value for value in result.best_values(metric) if math.isfinite(value)]
+        return sum(values) / len(values) if values else -math.inf
+
+    best = max(results.values(), key=score, default=None)
+    if best is None or score(best) == -math.inf:
+        raise ValueError(f"No arm has a finite {metric!r}. Received: {[r.label for r in results.values()]}")
+    return best
 
 
-def describe_arms(arms: Mapping[str, ExperimentConfig]):
+def cached_record(config: ExperimentConfig, runs_dir=None):
+    """The finished record of ``config`` from the run cache, or None (trains nothing).
+
+    Used in: 08_summary
+    """
+    from helpers import config as project_config
+    from helpers.engine import resolve_run_id
+    from helpers.records import FINISHED_STATUSES, load_record
+
+    run_id = resolve_run_id(config, runs_dir=runs_dir)
+    try:
+        record = load_record(run_id, runs_dir or project_config.RUNS_DIR)
+    except FileNotFoundError:
+        return None
+    return record if record.status in FINISHED_STATUSES else None
+
+
+def describe_arms(arms: Mapping[tuple, Arm]):
     """A table of the configuration fields that differ between arms.
 
-    Shows at a glance that a comparison changes one factor (or names which).
+    Shows at a glance that a comparison changes one factor (or names which);
+    the fields every arm shares are in ``frame.attrs["shared"]``.
 
     Used in: 01_vgg_gradients through 07_cifar100
     """
     import pandas as pd
 
     flat = {}
-    for label, config in arms.items():
-        values = config.id_fields()
-        row = {key: value for key, value in values.items() if key not in ("model_options", "schedule_options")}
-        row.update({f"model.{k}": v for k, v in config.model_options.items()})
-        row.update({f"schedule.{k}": v for k, v in config.schedule_options.items()})
-        flat[label] = row
+    for arm in arms.values():
+        values = arm.config.id_fields()
+        row = {key: value for key, value in values.items()
+               if key not in ("model_options", "schedule_options", "seed")}
+        row.update({f"model.{k}": v for k, v in arm.config.model_options.items()})
+        row.update({f"schedule.{k}": v for k, v in arm.config.schedule_options.items()})
+        flat[arm.label] = row
     columns = sorted({key for row in flat.values() for key in row})
     varying = [c for c in columns if len({repr(row.get(c)) for row in flat.values()}) > 1]
     shared = {c: next(iter(flat.values())).get(c) for c in columns if c not in varying}
     frame = pd.DataFrame({label: {c: row.get(c, "-") for c in varying} for label, row in flat.items()}).T
+    frame.index.name = "arm"
     frame.attrs["shared"] = shared
     return frame
 

@@ -1,0 +1,123 @@
+"""helpers.studies: arms keyed by their factors, run for every seed of the profile."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from helpers import studies
+from helpers.experiment import ExperimentConfig
+from helpers.profiles import PROFILES, get_profile
+from helpers.records import RunRecord, labels_digest, pack_bits
+
+ARM_BUILDERS = {
+    "vgg": studies.vgg_arms, "schedule": studies.schedule_arms, "degradation": studies.degradation_arms,
+    "depth": studies.depth_arms, "stem": studies.stem_arms, "warmup": studies.warmup_arms,
+    "dropout": studies.dropout_arms, "gate": studies.gate_arms, "cifar100": studies.cifar100_arms,
+    "cyclical": lambda profile: studies.cyclical_arms(profile, 0.01, 0.1),
+}
+
+
+@pytest.mark.parametrize("profile_name", sorted(PROFILES))
+@pytest.mark.parametrize("study", sorted(ARM_BUILDERS))
+def test_arms_are_keyed_by_their_factors_and_named_by_their_labels(profile_name, study):
+    profile = get_profile(profile_name)
+    arms = ARM_BUILDERS[study](profile)
+    for key, arm in arms.items():
+        assert isinstance(key, tuple) and key == arm.key
+        assert arm.config.name == arm.label
+        assert arm.config.seed == profile.seeds[0]
+    assert len({arm.config.config_hash for arm in arms.values()}) == len(arms)  # no two arms alike
+
+
+def test_keys_name_the_factor_the_config_holds():
+    profile = get_profile("quick")
+    for (kind, depth), arm in studies.degradation_arms(profile).items():
+        assert arm.config.model == f"{'plain' if kind == 'plain' else 'resnet'}{depth}"
+    for (depth, epsilon), arm in studies.gate_arms(profile).items():
+        assert arm.config.model == f"eps_resnet{depth}"
+        assert arm.config.model_options["epsilon"] == epsilon
+    for (model, stem), arm in studies.stem_arms(profile).items():
+        assert arm.config.model == model and arm.config.model_options["stem"] == stem
+    vgg = studies.vgg_arms(profile)
+    assert vgg[("bn", "glorot", "sgd_high")].config.model_options["batch_norm"] is True
+    assert vgg[("no_bn", "he", "sgd_low")].config.model_options["kernel_initializer"] == "he_normal"
+
+
+def test_duplicate_keys_are_refused():
+    config = ExperimentConfig(model="resnet20")
+    with pytest.raises(ValueError, match="share the key \\('a',\\)"):
+        studies._arms(studies.Arm(("a",), "one", config), studies.Arm(("a",), "two", config))
+
+
+def _record(config, accuracy, correct):
+    return RunRecord(run_id=f"r{config.seed}-{config.config_hash}", status="completed", config=config,
+                     history={"epoch": [1, 2], "val_accuracy": [accuracy - 0.1, accuracy],
+                              "epoch_seconds": [2.0, 4.0]},
+                     test={"accuracy": accuracy},
+                     test_predictions={"images": len(correct), "labels_digest": labels_digest(np.zeros(len(correct))),
+                                       "accuracy": pack_bits(correct)})
+
+
+def test_run_study_runs_every_arm_for_every_seed(monkeypatch):
+    from helpers import engine
+
+    profile = get_profile("quick")
+    assert len(profile.seeds) >= 2
+    calls = []
+
+    def fake_run(config, runs_dir=None, progress=True):
+        calls.append((config.name, config.seed))
+        return _record(config, 0.5 + 0.1 * config.seed, np.arange(10) % 2)
+
+    monkeypatch.setattr(engine, "run", fake_run)
+    arms = studies.schedule_arms(profile)
+    results = studies.run_study(arms, profile, progress=False)
+    assert list(results) == list(arms)
+    assert calls == [(arm.label, seed) for arm in arms.values() for seed in profile.seeds]
+    result = results[("schedule", "cosine")]
+    assert result.n == len(profile.seeds) and result.seeds == profile.seeds
+    assert [r.config.seed for r in result.records] == list(profile.seeds)
+    assert result.test_values() == pytest.approx([0.5 + 0.1 * seed for seed in profile.seeds])
+    assert result.best_values() == result.test_values()
+    assert result.seconds_per_epoch() == pytest.approx(3.0)
+    assert result.test_correct().shape == (len(profile.seeds), 10)
+
+
+def test_cached_only_trains_nothing_and_leaves_gaps(monkeypatch):
+    from helpers import engine
+
+    profile = get_profile("quick")
+    monkeypatch.setattr(engine, "run", lambda *a, **k: pytest.fail("cached_only must not train"))
+    monkeypatch.setattr(studies, "cached_record",
+                        lambda config, runs_dir=None: _record(config, 0.6, np.ones(4)) if config.seed == 0 else None)
+    results = studies.run_study(studies.schedule_arms(profile), profile, cached_only=True)
+    for result in results.values():
+        assert result.records[1] is None and result.n == 1 and result.test_values() == [0.6]
+
+
+def test_test_correct_refuses_seeds_scored_on_other_images():
+    config = ExperimentConfig(model="resnet20")
+    first = _record(config, 0.5, np.ones(4))
+    second = _record(config.replace(seed=1), 0.5, np.ones(4))
+    second.test_predictions["labels_digest"] = "other"
+    result = studies.ArmResult(studies.Arm(("a",), "a", config), (0, 1), [first, second])
+    with pytest.raises(ValueError, match="scored on different test images"):
+        result.test_correct()
+    second.test_predictions = {}
+    assert result.test_correct() is None  # a record from before per-image scores
+
+
+def test_best_by_validation_chooses_on_validation_only():
+    config = ExperimentConfig(model="resnet20")
+    good = studies.ArmResult(studies.Arm(("good",), "good", config), (0,), [_record(config, 0.7, np.ones(2))])
+    bad = _record(config.replace(seed=1), 0.3, np.ones(2))
+    bad.test["accuracy"] = 0.99  # a high test score must not sway the choice
+    worse = studies.ArmResult(studies.Arm(("bad",), "bad", config), (1,), [bad])
+    assert studies.best_by_validation({("bad",): worse, ("good",): good}) is good
+    nothing = studies.ArmResult(studies.Arm(("x",), "x", config), (0,), [])
+    with pytest.raises(ValueError, match="No arm has a finite 'val_accuracy'"):
+        studies.best_by_validation({("x",): nothing})
+    assert math.isnan(nothing.seconds_per_epoch())

@@ -29,6 +29,36 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The SIMD extensions that change TensorFlow's CPU kernels (and their float
+# rounding): AVX-512 hosts run other oneDNN kernels than AVX2 ones, and the
+# same quick configurations moved by up to 5.5 points between the two.
+INSTRUCTION_SET_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def instruction_set(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, Any]:
+    """The host's widest vector extension and the flags above it has.
+
+    Returns:
+        {"widest": "AVX-512" | "AVX2" | "AVX" | "SSE" | "unknown", "flags":
+        the subset of INSTRUCTION_SET_FLAGS present}, from /proc/cpuinfo on
+        Linux (elsewhere "unknown" with no flags).
+    """
+    flags: set[str] = set()
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.lower().startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    if not flags:
+        return {"widest": "unknown", "flags": []}
+    widest = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
+              else "AVX" if "avx" in flags else "SSE")
+    return {"widest": widest, "flags": [flag for flag in INSTRUCTION_SET_FLAGS if flag in flags]}
+
+
 def gpu_names() -> list[str]:
     """GPU names from nvidia-smi, without importing TensorFlow; [] if none."""
     executable = shutil.which("nvidia-smi")
@@ -117,9 +147,10 @@ def onednn_state() -> bool | None:
 
 
 def hardware(gpus: list[str] | None = None) -> dict[str, Any]:
-    """CPU model, logical cores, GPUs, platform, and oneDNN when TF is loaded."""
+    """CPU model, instruction set, logical cores, GPUs, platform, and oneDNN when TF is loaded."""
     description = {
         "cpu": cpu_model(),
+        "instruction_set": instruction_set(),
         "logical_cores": os.cpu_count(),
         "gpus": gpu_names() if gpus is None else gpus,
         "platform": platform.platform(),

@@ -56,3 +56,19 @@ def test_run_records_use_the_same_exclusion(monkeypatch):
     monkeypatch.setattr(environment, "git_state", fake_git_state)
     assert engine.describe_environment()["git"] == {"revision": "r", "dirty": False}
     assert seen["exclude"] == environment.SERIES_OUTPUTS
+
+
+@pytest.mark.parametrize("flags, widest, kept", [
+    ("fpu sse sse2 avx avx2 fma", "AVX2", ["avx2", "fma"]),
+    ("sse avx avx2 fma avx512f avx512bw avx512_bf16 amx_tile", "AVX-512", ["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"]),
+    ("sse sse2", "SSE", []),
+])
+def test_instruction_set_names_the_widest_extension(tmp_path, flags, widest, kept):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\n")
+    assert environment.instruction_set(cpuinfo) == {"widest": widest, "flags": kept}
+    assert environment.instruction_set(tmp_path / "missing") == {"widest": "unknown", "flags": []}
+
+
+def test_hardware_stamp_carries_the_instruction_set():
+    assert "widest" in environment.hardware(gpus=[])["instruction_set"]

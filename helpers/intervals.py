@@ -117,7 +117,9 @@ def t_quantile(probability: float, degrees_of_freedom: float) -> float:
         raise ValueError(f"probability must lie in (0, 1). Received: {probability!r}")
     if not degrees_of_freedom > 0:
         raise ValueError(f"degrees_of_freedom must be positive. Received: {degrees_of_freedom!r}")
-    if math.isinf(degrees_of_freedom):
+    # Past 1e7 degrees of freedom t equals the normal to 1e-7, and the
+    # incomplete beta below loses precision (x = df / (df + t^2) rounds to 1).
+    if degrees_of_freedom > 1e7:
         return _normal_quantile(probability)
     if probability < 0.5:
         return -t_quantile(1.0 - probability, degrees_of_freedom)
@@ -200,6 +202,10 @@ def _combine(estimate: float, image_se: float, seed_se: float | None, seeds: int
     else:
         standard_error = math.sqrt(image_se ** 2 + seed_se ** 2)
         # Welch-Satterthwaite: the image term has infinite degrees of freedom.
+        # Seeds that agree exactly leave a spread of float noise (1e-17),
+        # which would give absurd degrees of freedom: count it as zero.
+        if seed_se < 1e-12:
+            seed_se = 0.0
         degrees = math.inf if seed_se == 0 else standard_error ** 4 / (seed_se ** 4 / (seeds - 1))
     half_width = t_quantile(0.5 + level / 2.0, degrees) * standard_error
     return Interval(estimate=estimate, low=estimate - half_width, high=estimate + half_width,

@@ -358,7 +358,7 @@ def cyclical_arms(profile: Profile, base_learning_rate: float, max_learning_rate
             schedule="clr", learning_rate=max_learning_rate,
             schedule_options={"base_learning_rate": base_learning_rate})),
         Arm(("schedule", "onecycle"), "one-cycle", base.replace(schedule="onecycle", learning_rate=max_learning_rate)),
-        Arm(("schedule", "onecycle_short"), f"one-cycle, {short} epochs", base.replace(
+        Arm(("schedule", "onecycle_short"), f"one-cycle, {short} epoch{'s' if short != 1 else ''}", base.replace(
             schedule="onecycle", learning_rate=max_learning_rate, num_epochs=short)),
     )
 

@@ -14,7 +14,7 @@ from helpers.records import pack_bits, unpack_bits
 @pytest.mark.parametrize("probability, df, expected", [
     (0.975, 1, 12.7062047), (0.975, 2, 4.3026527), (0.975, 5, 2.5705818),
     (0.975, 30, 2.0422725), (0.95, 10, 1.8124611), (0.975, math.inf, 1.9599640),
-    (0.025, 4, -2.7764451),
+    (0.025, 4, -2.7764451), (0.975, 1e15, 1.9599640), (0.975, 3e60, 1.9599640),
 ])
 def test_t_quantile_matches_published_tables(probability, df, expected):
     assert intervals.t_quantile(probability, df) == pytest.approx(expected, abs=2e-6)
@@ -139,3 +139,13 @@ def test_packed_bits_round_trip_and_refuse_damage():
         unpack_bits(text, 2000)
     with pytest.raises(ValueError, match="not base64"):
         unpack_bits("###", 10)
+
+
+def test_seeds_that_agree_exactly_give_the_image_interval():
+    rng = np.random.default_rng(11)
+    base = rng.random(1000)
+    a = np.stack([base < 0.8, base < 0.8]).astype(np.uint8)
+    b = np.stack([base < 0.7, base < 0.7]).astype(np.uint8)
+    interval = intervals.difference_interval(a, b)
+    assert interval.seed_standard_error == 0.0
+    assert interval.high - interval.low < 0.05

@@ -245,7 +245,9 @@ def accuracy_interval(correct, level: float = LEVEL, resamples: int = RESAMPLES,
     per_seed = runs.mean(axis=1)
     image_se = _bootstrap_standard_error(lambda idx: mean_over_seeds[idx].mean(axis=1), images, resamples, seed)
     seed_se = float(np.std(per_seed, ddof=1) / math.sqrt(seeds)) if seeds >= 2 else None
-    return _combine(float(per_seed.mean()), image_se, seed_se, seeds, images, level)
+    interval = _combine(float(per_seed.mean()), image_se, seed_se, seeds, images, level)
+    # An accuracy lies in [0, 1]; two disagreeing seeds can push t * se past it.
+    return dataclasses.replace(interval, low=max(0.0, interval.low), high=min(1.0, interval.high))
 
 
 def difference_interval(correct_a, correct_b, level: float = LEVEL, resamples: int = RESAMPLES,

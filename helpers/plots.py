@@ -8,8 +8,11 @@ from ``set_notebook("03_resnet_depth")`` called at the top of a notebook.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 # matplotlib falls back to the Agg backend by itself where there is no
@@ -113,7 +116,18 @@ def save_figure(fig, name: str, notebook: str | None = None,
             fig.savefig(temporary, format=suffix[1:], metadata=_metadata(suffix))
         os.replace(temporary, path)
         paths.append(path)
-    return paths
+    return SavedFigures(paths)
+
+
+class SavedFigures(list):
+    """The paths ``save_figure`` wrote; displays as nothing in a notebook.
+
+    As a cell's last expression a plain list would print its
+    ``[PosixPath(...), ...]`` repr above the figure in the report.
+    """
+
+    def _ipython_display_(self) -> None:
+        pass
 
 
 def _metadata(suffix: str) -> dict:
@@ -149,58 +163,245 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names, per_class: 
 
 
 # ---------------------------------------------------------------------------
-# Figures of the series. Each takes run records (helpers.records.RunRecord)
-# and returns a Figure; notebooks pass it to save_figure.
+# Figures of the series. Each takes a study's results (helpers.studies
+# .run_study: a mapping key -> ArmResult, or a list of ArmResult), draws one
+# colour per arm and summarises the arm's seeds as their mean with a band
+# spanning them (min..max). Factors come from an arm's key or configuration;
+# its label is only displayed. Each returns a Figure for save_figure.
 # ---------------------------------------------------------------------------
 
-def _label(record) -> str:
-    return record.config.label
+# Opacity of the band that spans an arm's seeds: light enough that six
+# overlapping arms stay readable, dark enough to show in print.
+BAND_ALPHA = 0.18
+# Two mean curves closer than this fraction of the axis' span everywhere read
+# as one line; the later arm is then drawn with markers and its legend says so
+# (02's plateau arm whose rule never fired is the constant arm, seed for seed).
+COINCIDENT_FRACTION = 0.01
+BLOWN_UP_COLOUR = "#c00000"
+OPEN_GATE_COLOUR = "black"
+DISCARDED_GATE_COLOUR = "0.82"
+
+
+def _arm_results(results, argument: str = "results") -> list:
+    """The ArmResults of a mapping (key -> ArmResult) or of a list of them."""
+    if isinstance(results, Mapping):
+        arms = list(results.values())
+    elif hasattr(results, "completed") and hasattr(results, "arm"):
+        arms = [results]
+    else:
+        arms = list(results)
+    for arm in arms:
+        if not (hasattr(arm, "completed") and hasattr(arm, "label") and hasattr(arm, "key")):
+            raise ValueError(
+                f"{argument} must hold helpers.studies.ArmResult values (what run_study returns), as a "
+                f"mapping key -> ArmResult or a list. Received: an item of type {type(arm).__name__}"
+            )
+    if not arms:
+        raise ValueError(f"{argument} holds no arms. Received: {results!r}")
+    return arms
+
+
+def _colours() -> list:
+    return plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _padded(rows) -> np.ndarray:
+    """[seeds, longest] float matrix; NaN past a row's end and for None or infinities."""
+    rows = [[np.nan if value is None else float(value) for value in row] for row in rows]
+    matrix = np.full((len(rows), max((len(row) for row in rows), default=0)), np.nan)
+    for index, row in enumerate(rows):
+        matrix[index, :len(row)] = row
+    matrix[~np.isfinite(matrix)] = np.nan
+    return matrix
+
+
+def _spread(matrix: np.ndarray):
+    """(mean, min, max) over seeds (axis 0) of the finite values; NaN where none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an epoch no seed reached
+        return np.nanmean(matrix, axis=0), np.nanmin(matrix, axis=0), np.nanmax(matrix, axis=0)
+
+
+def _seed_curves(records, metric: str):
+    """(epochs, values [seeds, epochs]) of a history key, or (None, None) if no seed has it."""
+    having = [record for record in records if metric in record.history]
+    if not having:
+        return None, None
+    matrix = _padded([record.curve(metric) for record in having])
+    longest = max(having, key=lambda record: len(record.history.get("epoch", [])))
+    epochs = np.asarray(longest.history.get("epoch", []), dtype=float)
+    if epochs.size != matrix.shape[1]:
+        epochs = np.arange(1, matrix.shape[1] + 1, dtype=float)
+    return epochs, matrix
+
+
+def _draw_spread(axis, x, matrix: np.ndarray, colour, **line):
+    """The seeds' mean as a line and, with two or more seeds, their min..max band."""
+    mean, low, high = _spread(matrix)
+    if matrix.shape[0] > 1:
+        axis.fill_between(x, low, high, color=colour, alpha=BAND_ALPHA, lw=0)
+    axis.plot(x, mean, color=colour, **line)
+    return mean
+
+
+def _diverged(arm) -> list:
+    return [record for record in arm.completed if record.status == "diverged"]
+
+
+def _arm_legend(arm, note: str = "") -> str:
+    """"label (n = 2)", "label (n = 2; 1 diverged)", "label (n = 2; same as constant)"."""
+    diverged = len(_diverged(arm))
+    notes = [f"n = {arm.n}"] + ([f"{diverged} diverged"] if diverged else []) + ([note] if note else [])
+    return f"{arm.label} ({'; '.join(notes)})"
+
+
+def _percent(metric: str) -> float:
+    """Accuracies are drawn in percent, everything else as recorded."""
+    return 100.0 if "accuracy" in metric else 1.0
 
 
 def _epochs(record) -> np.ndarray:
     return np.asarray(record.history.get("epoch", []), dtype=float)
 
 
-def training_curves(records, metric: str = "accuracy", learning_rate_panel: bool = True,
+def _coincide(a, b, span: float, log: bool) -> bool:
+    """True when two curves are as long and never further apart than a sliver of the axis."""
+    if a is None or b is None:
+        return a is None and b is None
+    if len(a) != len(b) or not len(a):
+        return False
+    if log:
+        a, b = np.log10(np.where(a > 0, a, np.nan)), np.log10(np.where(b > 0, b, np.nan))
+    both = np.isfinite(a) & np.isfinite(b)
+    if not both.any() or (np.isfinite(a) != np.isfinite(b)).any():
+        return False
+    return bool(np.max(np.abs(a[both] - b[both])) <= COINCIDENT_FRACTION * max(span, 1e-12))
+
+
+def training_curves(results, metric: str = "accuracy", learning_rate_panel: bool = True,
                     title: str | None = None):
-    """Training (solid) and validation (dashed) curves, the rate drawn under them.
+    """Training (solid) and validation (dashed) curves per arm, the rate drawn under them.
 
-    Diverged runs end where they diverged, marked with a cross.
+    Each curve is the mean over the arm's seeds, with a band spanning them
+    (min..max); the legend gives n. A diverged seed is marked with a cross at
+    its divergence epoch, and the mean after it is that of the other seeds.
+    The learning-rate panel shows each arm's first seed. An arm whose curves
+    lie on an earlier arm's is drawn on top with hollow markers and its
+    legend says "(same as X)" (same rate too) or "(on top of X)".
+    Accuracies are drawn in percent; a loss on a log axis.
 
-    Used in: 01_vgg_gradients, 02_lr_schedules, 04_dropout, 05_cyclical_lr, 07_cifar100
+    Args:
+        results: Mapping key -> ArmResult, or a list of ArmResult.
+        metric: A history key ("accuracy", "loss", "top5_accuracy"); its
+            "val_" twin is drawn dashed where recorded.
+
+    Raises:
+        ValueError: when no arm recorded ``metric``.
+
+    Used in: 01_vgg_gradients, 02_lr_schedules, 03_resnet_depth, 04_dropout, 05_cyclical_lr, 07_cifar100
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    arms = [arm for arm in _arm_results(results) if arm.completed]
+    scale = _percent(metric)
+    log = "loss" in metric
+    curves = []
+    for arm in arms:
+        epochs, train = _seed_curves(arm.completed, metric)
+        val_epochs, val = _seed_curves(arm.completed, f"val_{metric}")
+        if train is None and val is None:
+            continue
+        first = arm.completed[0]
+        rate = np.asarray(first.curve("learning_rate")) if "learning_rate" in first.history else None
+        curve = {"arm": arm, "epochs": epochs, "val_epochs": val_epochs, "rate": rate,
+                 "rate_epochs": _epochs(first), "seed": first.config.seed}
+        for part, matrix in (("train", train), ("val", val)):
+            curve[part] = None if matrix is None else matrix * scale
+            curve[f"{part}_mean"] = None if matrix is None else _spread(curve[part])[0]
+        curves.append(curve)
+    if not curves:
+        raise ValueError(f"No arm recorded {metric!r} in its history. Received: "
+                         f"{[arm.label for arm in arms]}")
+    means = [curve[f"{part}_mean"] for curve in curves for part in ("train", "val") if curve[part] is not None]
+    finite = np.concatenate([mean[np.isfinite(mean)] for mean in means]) if means else np.array([])
+    if log:
+        finite = np.log10(finite[finite > 0])
+    span = float(np.ptp(finite)) if finite.size else 1.0
+
     rows = 2 if learning_rate_panel else 1
-    fig, axes = plt.subplots(rows, 1, figsize=(7.5, 5.8 if rows == 2 else 4),
-                             sharex=True, squeeze=False,
+    fig, axes = plt.subplots(rows, 1, figsize=(9.5, 5.8 if rows == 2 else 4.2), sharex=True, squeeze=False,
                              gridspec_kw={"height_ratios": [3, 1.3][:rows]})
     axis = axes[0, 0]
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, record in enumerate(records):
+    colours = _colours()
+    handles = []
+    any_diverged = False
+    for index, curve in enumerate(curves):
         colour = colours[index % len(colours)]
-        epochs = _epochs(record)
-        if metric in record.history:
-            axis.plot(epochs, record.curve(metric), color=colour, lw=1.8,
-                      label=f"{_label(record)} (train)")
-        if f"val_{metric}" in record.history:
-            axis.plot(epochs, record.curve(f"val_{metric}"), color=colour, lw=1.8, ls="--",
-                      label=f"{_label(record)} (val)")
-        if record.status == "diverged" and record.diverged_epoch:
-            axis.plot([record.diverged_epoch], [axis.get_ylim()[0]], marker="x", color=colour,
-                      ms=10, mew=2, clip_on=False)
-        if learning_rate_panel and "learning_rate" in record.history:
-            axes[1, 0].plot(epochs, record.curve("learning_rate"), color=colour, lw=1.5)
-    axis.set_ylabel(metric.replace("_", " "))
-    if "loss" in metric:
+        arm = curve["arm"]
+        twin = next((earlier for earlier in curves[:index]
+                     if all(_coincide(curve[part], earlier[part], span, log) for part in ("train_mean", "val_mean"))),
+                    None)
+        same_rate = (twin is not None and curve["rate"] is not None and twin["rate"] is not None
+                     and curve["rate"].shape == twin["rate"].shape
+                     and np.allclose(curve["rate"], twin["rate"], rtol=1e-9, equal_nan=True))
+        # Drawn on top of its twin, thinner and with hollow markers: the twin
+        # shows on both sides of it, and neither hides the other.
+        marks = {"marker": "o", "ms": 5, "mfc": "none", "mew": 1.3, "zorder": 3} if twin is not None else {}
+        width = 0.9 if twin is not None else 1.8
+        if curve["train"] is not None:
+            _draw_spread(axis, curve["epochs"], curve["train"], colour, lw=width, **marks)
+        if curve["val"] is not None:
+            _draw_spread(axis, curve["val_epochs"], curve["val"], colour, lw=width, ls="--", **marks)
+        for record in _diverged(arm):
+            any_diverged = True
+            _mark_divergence(axis, record, metric, scale, colour)
+        note = "" if twin is None else f"{'same as' if same_rate else 'on top of'} {twin['arm'].label}"
+        handles.append(Line2D([], [], color=colour, lw=width, label=_arm_legend(arm, note),
+                              **{k: v for k, v in marks.items() if k != "zorder"}))
+        if learning_rate_panel and curve["rate"] is not None:
+            axes[1, 0].plot(curve["rate_epochs"], curve["rate"], color=colour,
+                            **({"lw": 0.9, **marks} if same_rate else {"lw": 1.5}))
+    axis.set_ylabel(f"{metric.replace('_', ' ')}{' (%)' if scale != 1 else ''}")
+    if log:
         axis.set_yscale("log")
-    axis.legend(fontsize=7, ncol=2, loc="best")
+    key = [Line2D([], [], color="0.35", lw=1.8, label="training"),
+           Line2D([], [], color="0.35", lw=1.8, ls="--", label="validation"),
+           Patch(color="0.35", alpha=BAND_ALPHA + 0.1, lw=0, label="band: seeds' min to max")]
+    if any_diverged:
+        key.append(Line2D([], [], color="0.35", ls="none", marker="x", ms=8, mew=2, label="a seed diverged"))
+    # One legend, outside the axes: the arms, a gap, then what the line styles mean.
+    gap = Line2D([], [], ls="none", label=" ")
+    axis.legend(handles=handles + [gap] + key, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                title="arm (n = seeds)", title_fontsize=8)
     if title:
         axis.set_title(title)
     if learning_rate_panel:
+        seeds = sorted({curve["seed"] for curve in curves})
         axes[1, 0].set_ylabel("learning rate")
         axes[1, 0].set_yscale("log")
+        axes[1, 0].set_title(f"learning rate of each arm's first seed ({', '.join(map(str, seeds))})", fontsize=9,
+                             fontweight="normal", loc="left")
     _epoch_axis(axes[-1, 0])
     fig.tight_layout()
     return fig
+
+
+def _mark_divergence(axis, record, metric: str, scale: float, colour) -> None:
+    """A cross at (divergence epoch, the seed's last finite value); at the axis' foot if none."""
+    epoch = record.diverged_epoch or record.epochs_completed
+    if not epoch:
+        return
+    for key in (f"val_{metric}", metric):
+        if key in record.history:
+            values = np.asarray(record.curve(key), dtype=float)[:int(epoch)]
+            values = values[np.isfinite(values)]
+            if values.size:
+                axis.plot([epoch], [values[-1] * scale], ls="none", marker="x", color=colour, ms=9, mew=2,
+                          zorder=4)
+                return
+    axis.plot([epoch], [0.0], ls="none", marker="x", color=colour, ms=9, mew=2, clip_on=False, zorder=4,
+              transform=axis.get_xaxis_transform())
 
 
 def _layers_by_epochs(record, key: str, epochs_key: str, what: str, max_rows: int | None = None):
@@ -229,16 +430,30 @@ def _heatmap_axes(names, epochs, row_height: float):
     return fig, axis
 
 
-def gradient_heatmap(record, title: str | None = None, max_layers: int = 60):
-    """Per-layer gradient L2 norms over epochs: layers by epochs, log colour scale.
+def _first_record(arm, argument: str):
+    if not (hasattr(arm, "completed") and hasattr(arm, "label")):
+        raise ValueError(f"{argument} must be one helpers.studies.ArmResult. Received: {type(arm).__name__}")
+    if not arm.completed:
+        raise ValueError(f"Arm {arm.label!r} has no finished run to draw. Received: records {arm.records!r}")
+    return arm.completed[0]
+
+
+def gradient_heatmap(arm_result, title: str | None = None, max_layers: int = 60):
+    """Per-layer gradient L2 norms over epochs of the arm's first seed: layers by epochs, log colour.
 
     Rows are weight layers from input (top) to output (bottom); column 0 is
-    the measurement before the first step.
+    the measurement before the first step. A heatmap cannot average seeds
+    honestly (their norms differ by orders of magnitude in places), so it
+    shows one run and its title names the seed.
+
+    Raises:
+        ValueError: when the run recorded no gradient norms.
 
     Used in: 01_vgg_gradients
     """
     from matplotlib.colors import LogNorm
 
+    record = _first_record(arm_result, "arm_result")
     names, matrix, epochs = _layers_by_epochs(record, "gradient_norms", "gradient_norm_epochs",
                                               "gradient norms", max_layers)
     matrix = np.where(matrix > 0, matrix, np.nan)
@@ -249,134 +464,304 @@ def gradient_heatmap(record, title: str | None = None, max_layers: int = 60):
     image = axis.imshow(matrix, aspect="auto", cmap="viridis",
                         norm=LogNorm(vmin=vmin, vmax=max(vmax, vmin * 10)))
     fig.colorbar(image, ax=axis, label="gradient L2 norm (log)")
-    axis.set_title(title or _label(record))
+    axis.set_title(f"{title or arm_result.label} (seed {record.config.seed})")
     fig.tight_layout()
     return fig
 
 
-def first_step_gradients(records, title: str = "Gradient norm per layer before the first step"):
+def first_step_gradients(results, title: str = "Gradient norm per layer before the first step"):
     """Per-layer gradient norm at initialisation, input layer on the left.
+
+    One line per arm: the mean over its seeds, with a band spanning them.
+
+    Raises:
+        ValueError: naming an arm none of whose runs recorded gradient norms.
 
     Used in: 01_vgg_gradients
     """
-    fig, axis = plt.subplots(figsize=(8, 4))
-    for record in records:
-        norms = record.diagnostics.get("gradient_norms", {})
-        values = [norms[name][0] if norms[name] and norms[name][0] else np.nan for name in norms]
-        axis.plot(range(len(values)), values, marker="o", ms=3, label=_label(record))
+    from matplotlib.ticker import FixedLocator
+
+    arms = _arm_results(results)
+    fig, axis = plt.subplots(figsize=(9, 4.4))
+    colours = _colours()
+    layer_names = []
+    for index, arm in enumerate(arms):
+        recorded = [record.diagnostics["gradient_norms"] for record in arm.completed
+                    if record.diagnostics.get("gradient_norms")]
+        if not recorded:
+            plt.close(fig)
+            raise ValueError(f"Arm {arm.label!r}: no run recorded gradient norms (record_gradient_norms=True "
+                             f"in its configuration). Received: {arm.n} runs")
+        names = list(recorded[0])
+        layer_names = names if len(names) > len(layer_names) else layer_names
+        # Entry 0 of each layer's series is the norm before the first step; 0 cannot go on a log axis.
+        matrix = _padded([[(norms.get(name) or [None])[0] for name in names] for norms in recorded])
+        matrix[matrix <= 0] = np.nan
+        _draw_spread(axis, np.arange(len(names)), matrix, colours[index % len(colours)], marker="o", ms=3,
+                     lw=1.5, label=_arm_legend(arm))
     axis.set_yscale("log")
+    if len(layer_names) <= 40:
+        axis.xaxis.set_major_locator(FixedLocator(range(len(layer_names))))
+        axis.set_xticklabels(layer_names, rotation=60, ha="right", fontsize=7)
     axis.set_xlabel("weight layer (input -> output)")
-    axis.set_ylabel("gradient L2 norm")
+    axis.set_ylabel("gradient L2 norm (log)")
     axis.set_title(title)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, title="mean over seeds; band: min to max", title_fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def results_table(records, extra_columns: dict | None = None):
-    """A pandas DataFrame with one row per run: status, epochs, accuracies, time.
+def _status(arm) -> str:
+    """"2 completed", "1 completed, 1 diverged (epoch 3)", "1 not in the cache"."""
+    parts = []
+    completed = [record for record in arm.completed if record.status == "completed"]
+    if completed:
+        parts.append(f"{len(completed)} completed")
+    diverged = _diverged(arm)
+    if diverged:
+        epochs = [str(record.diverged_epoch) for record in diverged if record.diverged_epoch]
+        where = f" (epoch{'s' if len(epochs) > 1 else ''} {', '.join(epochs)})" if epochs else ""
+        parts.append(f"{len(diverged)} diverged{where}")
+    for status in sorted({record.status for record in arm.completed} - {"completed", "diverged"}):
+        parts.append(f"{sum(record.status == status for record in arm.completed)} {status}")
+    missing = sum(record is None for record in arm.records)
+    if missing:
+        parts.append(f"{missing} not in the cache")
+    return ", ".join(parts) or "no runs"
 
-    Used in: every notebook's Findings
+
+def _seconds_per_epoch(arm) -> float:
+    """Mean over seeds of each run's mean epoch time (training and validation), in seconds."""
+    per_run = [float(np.nanmean(record.curve("epoch_seconds"))) for record in arm.completed
+               if record.history.get("epoch_seconds")]
+    return round(float(np.mean(per_run)), 2) if per_run else math.nan
+
+
+def results_table(results):
+    """One row per arm: seeds, their status, accuracies as mean +- sd, size, time.
+
+    The index is the arm's label (named "arm"), so the table shows no 0..N
+    column. Accuracies are in percent, "mean +- sd (n = k)" over the seeds
+    with a finite value (helpers.intervals.format_mean_spread); "n/a" where
+    none has. "test top-5 %" appears when any run measured it. "params" is
+    the first seed's parameter count; "s/epoch" the mean over seeds of the
+    mean epoch time (training and validation) on the machine that ran it.
+
+    Used in: 01_vgg_gradients through 07_cifar100
     """
     import pandas as pd
 
+    from helpers.intervals import format_mean_spread
+
+    arms = _arm_results(results)
+    top5 = any("top5_accuracy" in record.test for arm in arms for record in arm.completed)
     rows = []
-    for record in records:
+    for arm in arms:
         row = {
-            "run": _label(record),
-            "status": record.status + (f" (epoch {record.diverged_epoch})" if record.diverged_epoch else ""),
-            "epochs": record.epochs_completed,
-            "best val acc": record.best("val_accuracy") if "val_accuracy" in record.history else np.nan,
-            "final val acc": record.final("val_accuracy") if "val_accuracy" in record.history and record.epochs_completed else np.nan,
-            "test acc": record.test_metric("accuracy"),
+            "n": arm.n,
+            "status": _status(arm),
+            "test accuracy %": format_mean_spread(arm.test_values("accuracy")),
+            "best val accuracy %": format_mean_spread(arm.best_values("val_accuracy")),
         }
-        if "top5_accuracy" in record.test:
-            row["test top-5"] = record.test_metric("top5_accuracy")
-        row["params"] = record.parameter_count
-        row["s/epoch"] = (float(np.nanmean(record.curve("epoch_seconds")))
-                          if "epoch_seconds" in record.history and record.epochs_completed else np.nan)
-        for column, function in (extra_columns or {}).items():
-            row[column] = function(record)
+        if top5:
+            row["test top-5 %"] = format_mean_spread(arm.test_values("top5_accuracy"))
+        counts = [record.parameter_count for record in arm.completed if record.parameter_count is not None]
+        row["params"] = counts[0] if counts else None
+        row["s/epoch"] = _seconds_per_epoch(arm)
         rows.append(row)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, index=pd.Index([arm.label for arm in arms], name="arm"))
+    table["params"] = table["params"].astype("Int64")
     return table
 
 
-def metric_against(records, x_values, x_label: str, metric: str = "val_accuracy",
-                   groups=None, title: str | None = None, log_x: bool = False):
-    """Best ``metric`` of each run against a property (depth, parameters, time).
+def blown_up_reason(arm_result) -> str | None:
+    """Why an arm's result is not a result, or None when every seed ended sound.
 
-    ``groups`` (one label per record) draws one line per group.
+    An arm has blown up when any seed did, by the one rule of
+    :func:`helpers.comparisons.blow_up` (diverged, or a final validation loss
+    not finite or far above the training and chance-level losses).
+
+    Returns:
+        One line per seed that blew up, e.g. "seed 1: diverged (epoch 3)".
+
+    Used in: 03_resnet_depth and 06_sparse_gates (through metric_against)
+    """
+    from helpers.comparisons import blow_up
+
+    reasons = [f"seed {record.config.seed}: {reason}" for record in arm_result.completed
+               if (reason := blow_up(record))]
+    return "\n".join(reasons) or None
+
+
+def _metric_values(arm, metric: str) -> list[float]:
+    """Per seed: "test_X" is the test metric X; any other name a history key, best over epochs."""
+    if metric.startswith("test_"):
+        return arm.test_values(metric[len("test_"):])
+    return arm.best_values(metric)
+
+
+def metric_against(results, x_values, x_label: str, metric: str = "test_accuracy",
+                   groups=None, title: str | None = None, log_x: bool = False):
+    """An arm's result against a property of it (depth, epsilon, seconds per epoch).
+
+    Each point is the mean over the arm's seeds with an error bar spanning
+    them (min..max). ``metric`` "test_accuracy" (the default) is the final
+    test accuracy; "test_X" the test metric X; any other name a history key,
+    best over epochs. An arm that blew up (:func:`blown_up_reason`) is drawn
+    as a hollow red circle annotated "blew up", left out of its line, so it
+    is never read as a result. Accuracies are drawn in percent.
+
+    Args:
+        results: ArmResults (a list, or a mapping whose values are taken in order).
+        x_values: One x per arm, in the same order.
+        groups: One group name per arm: one line per group (default: one line).
+
+    Raises:
+        ValueError: when x_values or groups do not match the arms one to one.
 
     Used in: 03_resnet_depth, 06_sparse_gates
     """
-    fig, axis = plt.subplots(figsize=(6, 4))
-    groups = list(groups) if groups is not None else ["runs"] * len(records)
-    for group in dict.fromkeys(groups):
-        members = [(x, r) for x, r, g in zip(x_values, records, groups) if g == group]
-        members.sort(key=lambda pair: pair[0])
-        xs = [x for x, _ in members]
-        ys = [r.best(metric) if metric in r.history else r.test_metric(metric) for _, r in members]
-        axis.plot(xs, ys, marker="o", label=group)
+    from matplotlib.lines import Line2D
+
+    arms = _arm_results(results)
+    x_values = list(x_values)
+    groups = list(groups) if groups is not None else [None] * len(arms)
+    if len(x_values) != len(arms) or len(groups) != len(arms):
+        raise ValueError(f"metric_against needs one x value (and one group, if given) per arm. Received: "
+                         f"{len(arms)} arms, {len(x_values)} x values, {len(groups)} groups")
+    scale = _percent(metric)
+    fig, axis = plt.subplots(figsize=(7, 4.4))
+    colours = _colours()
+    handles = []
+    blown = False
+    for group_index, group in enumerate(dict.fromkeys(groups)):
+        colour = colours[group_index % len(colours)]
+        members = sorted(((x, arm) for x, arm, g in zip(x_values, arms, groups) if g == group),
+                         key=lambda pair: pair[0])
+        line_x, line_y = [], []
+        for x, arm in members:
+            values = np.asarray(_metric_values(arm, metric), dtype=float) * scale
+            values = values[np.isfinite(values)]
+            reason = blown_up_reason(arm)
+            if reason:
+                blown = True
+                if values.size:
+                    where = {"xy": (x, float(values.mean()))}
+                    axis.plot([x], [values.mean()], ls="none", marker="o", ms=11, mfc="none",
+                              mec=BLOWN_UP_COLOUR, mew=2, zorder=4)
+                else:  # no finite value at all: drawn at the axis' foot
+                    where = {"xy": (x, 0.0), "xycoords": axis.get_xaxis_transform()}
+                    axis.plot([x], [0.0], ls="none", marker="o", ms=11, mfc="none", mec=BLOWN_UP_COLOUR,
+                              mew=2, zorder=4, clip_on=False, transform=axis.get_xaxis_transform())
+                # Written towards the middle of the axis, so it stays inside the frame.
+                right_half = _in_right_half(x, x_values, log_x)
+                axis.annotate(f"blew up\n{reason}", **where, xytext=(-8 if right_half else 8, 6),
+                              textcoords="offset points", color=BLOWN_UP_COLOUR, fontsize=8, va="bottom",
+                              ha="right" if right_half else "left")
+                continue
+            if not values.size:
+                continue
+            mean = float(values.mean())
+            axis.errorbar([x], [mean], yerr=[[mean - values.min()], [values.max() - mean]], fmt="o",
+                          color=colour, ms=6, capsize=4, elinewidth=1.5, zorder=3)
+            line_x.append(x)
+            line_y.append(mean)
+        axis.plot(line_x, line_y, color=colour, lw=1.5)
+        counts = sorted({arm.n for _, arm in members})
+        n = f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}-{counts[-1]}"
+        name = "mean over seeds" if group is None else str(group)
+        handles.append(Line2D([], [], color=colour, marker="o", lw=1.5, label=f"{name} ({n}); bar: min to max"))
+    if blown:
+        handles.append(Line2D([], [], ls="none", marker="o", ms=9, mfc="none", mec=BLOWN_UP_COLOUR, mew=2,
+                              label="blew up: not a result"))
     if log_x:
         axis.set_xscale("log")
+    numeric = [x for x in x_values if isinstance(x, (int, float)) and math.isfinite(x)]
+    if len(numeric) == len(x_values) and len(set(numeric)) <= 12:
+        axis.set_xticks(sorted(set(numeric)), [f"{x:g}" for x in sorted(set(numeric))])
+        axis.minorticks_off()
     axis.set_xlabel(x_label)
-    axis.set_ylabel(f"best {metric.replace('_', ' ')}")
-    if len(set(groups)) > 1:
-        axis.legend()
+    what = (f"final test {metric[len('test_'):].replace('_', ' ')}" if metric.startswith("test_")
+            else f"best {metric.replace('_', ' ')}")
+    axis.set_ylabel(f"{what}{' (%)' if scale != 1 else ''}")
+    axis.legend(handles=handles, fontsize=8, loc="best")
+    axis.margins(x=0.08, y=0.12)
     if title:
         axis.set_title(title)
     fig.tight_layout()
     return fig
 
 
-def degradation(records, title: str = "Plain vs residual (He et al., Figure 1/6)"):
+def _in_right_half(x, x_values, log_x: bool) -> bool:
+    numeric = [value for value in x_values if isinstance(value, (int, float)) and math.isfinite(value)
+               and (value > 0 or not log_x)]
+    if not numeric or not isinstance(x, (int, float)) or (log_x and x <= 0):
+        return False
+    if log_x:
+        return math.log(x) > (math.log(min(numeric)) + math.log(max(numeric))) / 2
+    return x > (min(numeric) + max(numeric)) / 2
+
+
+def _family_and_depth(arm) -> tuple[str, int]:
+    """("plain" | "residual", depth) from the arm's key, else from its configured model."""
+    key = arm.key
+    if len(key) == 2 and key[0] in ("plain", "residual") and isinstance(key[1], int):
+        return key[0], key[1]
+    match = re.fullmatch(r"(plain|resnet)(\d+)", arm.config.model)
+    if not match:
+        raise ValueError(f"degradation compares plain and residual nets: arm {arm.label!r} has neither a key "
+                         f"('plain' | 'residual', depth) nor a model named plainN or resnetN. "
+                         f"Received: key {key!r}, model {arm.config.model!r}")
+    return ("plain" if match.group(1) == "plain" else "residual"), int(match.group(2))
+
+
+def degradation(results, title: str = "Plain vs residual (He et al., Figure 1/6)"):
     """Training loss and validation error per epoch: plain dashed, residual solid.
 
-    One colour per depth. The loss panel has a linear axis and is cut above
-    above the curves after the first epoch when a first epoch went over three
-    times higher (a plain deep net blowing up), so it cannot flatten the rest;
-    values above the cut are listed in the panel, read from the records.
+    One colour per depth; each line is the mean over the arm's seeds, with a
+    band spanning them. Family and depth come from the arm's key
+    (("plain", 44), ("residual", 20)) or its configured model. The loss panel
+    has a linear axis and is cut above the curves after the first epoch when
+    a first epoch went over three times higher (a plain deep net blowing
+    up), so it cannot flatten the rest; mean values above the cut are listed
+    in the panel, read from the records.
 
     Used in: 03_resnet_depth
     """
-    records = list(records)
-    fig, (loss_axis, error_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    depths = list(dict.fromkeys(_depth(record) for record in records))
-    later = []
-    for record in records:
-        values = np.asarray(record.curve("loss"), dtype=float)
-        later.extend(values[1:][np.isfinite(values[1:])])
-    top = None
-    if later:
-        firsts = [record.curve("loss")[0] for record in records if record.curve("loss")]
-        if max(firsts) > 3 * max(later):
-            top = 1.15 * max(later)
+    arms = [arm for arm in _arm_results(results) if arm.completed]
+    factors = [_family_and_depth(arm) for arm in arms]
+    fig, (loss_axis, error_axis) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    colours = _colours()
+    depths = sorted({depth for _, depth in factors})
+    losses = [_seed_curves(arm.completed, "loss") for arm in arms]
+    mean_losses = [None if matrix is None else _spread(matrix)[0] for _, matrix in losses]
+    later = np.concatenate([mean[1:][np.isfinite(mean[1:])] for mean in mean_losses if mean is not None] or [[]])
+    firsts = [mean[0] for mean in mean_losses if mean is not None and mean.size and np.isfinite(mean[0])]
+    top = 1.15 * later.max() if later.size and firsts and max(firsts) > 3 * later.max() else None
     clipped = []
-    for record in records:
-        colour = colours[depths.index(_depth(record)) % len(colours)]
-        style = "--" if record.config.model.startswith("plain") else "-"
-        epochs = _epochs(record)
-        loss = np.asarray(record.curve("loss"), dtype=float)
-        loss_axis.plot(epochs, loss, color=colour, ls=style, lw=1.8, label=_label(record))
-        if "val_accuracy" in record.history:
-            error = 100 * (1 - np.asarray(record.curve("val_accuracy"), dtype=float))
-            error_axis.plot(epochs, error, color=colour, ls=style, lw=1.8, label=_label(record))
-        if top is not None:
-            clipped.extend(f"{_label(record)} epoch {int(e)}: {v:.3g}"
-                           for e, v in zip(epochs, loss) if np.isfinite(v) and v > top)
+    for arm, (family, depth), (epochs, loss), mean in zip(arms, factors, losses, mean_losses):
+        colour = colours[depths.index(depth) % len(colours)]
+        style = "--" if family == "plain" else "-"
+        label = _arm_legend(arm)
+        if loss is not None:
+            _draw_spread(loss_axis, epochs, loss, colour, ls=style, lw=1.8, label=label)
+            if top is not None:
+                clipped.extend(f"{arm.label} epoch {int(e)}: {v:.3g}" for e, v in zip(epochs, mean)
+                               if np.isfinite(v) and v > top)
+        val_epochs, accuracy = _seed_curves(arm.completed, "val_accuracy")
+        if accuracy is not None:
+            _draw_spread(error_axis, val_epochs, 100 * (1 - accuracy), colour, ls=style, lw=1.8, label=label)
     if top is not None:
-        bottom = min(later) if later else 0
+        bottom = later.min()
         loss_axis.set_ylim(bottom - 0.05 * (top - bottom), top)
     if clipped:
-        loss_axis.text(0.98, 0.98, "above the axis:\n" + "\n".join(clipped), transform=loss_axis.transAxes,
+        loss_axis.text(0.98, 0.98, "above the axis (mean):\n" + "\n".join(clipped), transform=loss_axis.transAxes,
                        ha="right", va="top", fontsize=7, color="0.3")
     loss_axis.set_ylabel("training loss")
     loss_axis.set_title("Training loss")
     error_axis.set_ylabel("validation error (%)")
     error_axis.set_title("Validation error")
-    error_axis.legend(fontsize=8)
+    error_axis.legend(fontsize=8, title="mean over seeds; band: min to max", title_fontsize=7)
     for axis in (loss_axis, error_axis):
         _epoch_axis(axis)
     fig.suptitle(title)
@@ -384,25 +769,29 @@ def degradation(records, title: str = "Plain vs residual (He et al., Figure 1/6)
     return fig
 
 
-def _depth(record) -> str:
-    match = re.search(r"(\d+)$", record.config.model)
-    return match.group(1) if match else record.config.model
-
-
-def generalisation_gap(records, title: str = "Generalisation gap (train - validation accuracy)"):
-    """Training minus validation accuracy per epoch, one line per run.
+def generalisation_gap(results, title: str = "Generalisation gap (train - validation accuracy)"):
+    """Training minus validation accuracy per epoch, in points: mean over seeds with their band.
 
     Used in: 04_dropout
     """
-    fig, axis = plt.subplots(figsize=(7, 4))
-    for record in records:
-        gap = np.asarray(record.curve("accuracy")) - np.asarray(record.curve("val_accuracy"))
-        axis.plot(_epochs(record), gap, label=_label(record))
+    fig, axis = plt.subplots(figsize=(9.5, 4.2))
+    colours = _colours()
+    for index, arm in enumerate(_arm_results(results)):
+        records = [record for record in arm.completed
+                   if "accuracy" in record.history and "val_accuracy" in record.history]
+        if not records:
+            continue
+        epochs, train = _seed_curves(records, "accuracy")
+        _, val = _seed_curves(records, "val_accuracy")
+        width = min(train.shape[1], val.shape[1])
+        _draw_spread(axis, epochs[:width], 100 * (train[:, :width] - val[:, :width]),
+                     colours[index % len(colours)], lw=1.8, label=_arm_legend(arm))
     axis.axhline(0, color="grey", lw=0.8)
     _epoch_axis(axis)
-    axis.set_ylabel("train - val accuracy")
+    axis.set_ylabel("train - validation accuracy (points)")
     axis.set_title(title)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, title="mean over seeds; band: min to max", title_fontsize=7, loc="upper left",
+                bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -431,101 +820,199 @@ def lr_range_test(result, chosen_base: float | None = None, chosen_max: float | 
     return fig
 
 
-def discarded_blocks(records, title: str = "Blocks discarded: inference (solid), training mode (dashed)"):
-    """Number of gated-off residual blocks per epoch, one line per epsilon.
+def _gate_series(record, key: str):
+    """(epochs, counts) of a per-epoch count in a record's gate diagnostics, or None."""
+    counts = record.diagnostics.get(key)
+    if not counts:
+        return None
+    epochs = list(record.diagnostics.get("gate_epochs") or [])
+    epochs = epochs[-len(counts):] if len(epochs) >= len(counts) else list(range(len(counts)))
+    return epochs, counts
+
+
+def discarded_blocks(results, title: str = "Blocks discarded: inference (solid), training mode (dashed)"):
+    """Number of gated-off residual blocks per epoch, one colour per arm.
 
     Solid: at inference (moving statistics), as the trained net is used.
     Dashed, where recorded: the same probe batch in training mode, as the
-    gates act during ``fit``.
+    gates act during ``fit``. Each line is the mean over the arm's seeds,
+    with a band spanning them. An arm whose counts equal an earlier arm's
+    (two that discard nothing) is drawn over it, thinner with hollow
+    markers, and its legend says "same as X".
+
+    Raises:
+        ValueError: when no arm recorded discarded blocks.
 
     Used in: 06_sparse_gates
     """
-    fig, axis = plt.subplots(figsize=(6.5, 4))
-    for record in records:
-        counts = record.diagnostics.get("discarded_blocks")
-        if counts:
-            epochs = record.diagnostics.get("gate_epochs") or list(range(len(counts)))
-            epochs = list(epochs)[-len(counts):] if len(epochs) >= len(counts) else list(range(len(counts)))
-            line, = axis.plot(epochs, counts, marker="o", label=_label(record))
-            training = record.diagnostics.get("discarded_blocks_training")
-            if training and len(training) == len(counts):
-                axis.plot(epochs, training, marker="x", ls="--", color=line.get_color())
+    arms = _arm_results(results)
+    fig, axis = plt.subplots(figsize=(9, 4.2))
+    colours = _colours()
+    drawn = []  # (label, mean counts) of the arms drawn so far
+    for arm in arms:
+        pairs = [(_gate_series(record, "discarded_blocks"), _gate_series(record, "discarded_blocks_training"))
+                 for record in arm.completed]
+        pairs = [(inference, training) for inference, training in pairs if inference]
+        if not pairs:
+            continue
+        colour = colours[len(drawn) % len(colours)]
+        epochs = max((inference[0] for inference, _ in pairs), key=len)
+        counts = _padded([inference[1] for inference, _ in pairs])
+        mean = _spread(counts)[0]
+        # Counts are whole blocks: a span of 1 makes "coincide" mean "equal".
+        twin = next((label for label, other in drawn if _coincide(mean, other, 1.0, log=False)), None)
+        style = ({"marker": "o", "ms": 8, "mfc": "none", "mew": 1.3, "lw": 0.9, "zorder": 3} if twin
+                 else {"marker": "o", "ms": 4, "lw": 1.6})
+        _draw_spread(axis, epochs, counts, colour, label=_arm_legend(arm, f"same as {twin}" if twin else ""),
+                     **style)
+        training = [training[1] for inference, training in pairs
+                    if training and len(training[1]) == len(inference[1])]
+        if training:
+            matrix = _padded(training)
+            axis.plot(epochs[:matrix.shape[1]], _spread(matrix)[0], color=colour, marker="x", ls="--",
+                      lw=0.9 if twin else 1.2, ms=8 if twin else 6)
+        drawn.append((arm.label, mean))
+    if not drawn:
+        plt.close(fig)
+        raise ValueError("No arm's runs recorded discarded blocks (diagnostics['discarded_blocks'], kept for "
+                         f"gated models). Received: {[arm.label for arm in arms]}")
     _epoch_axis(axis)
     axis.set_ylabel("discarded blocks")
     axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_title(title)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, title="mean over seeds; band: min to max", title_fontsize=7, loc="upper left",
+                bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
 
-def gate_responses(records, title: str = "Largest residual response per block against epsilon"):
+def gate_responses(results, title: str = "Largest residual response per block against epsilon"):
     """Each block's largest ``|F|`` at the start and the end, with epsilon drawn.
 
     A gate discards its block exactly when this response is at most epsilon,
-    so the distance between a run's markers and its dashed epsilon line is
-    how far each block is from being discarded. One colour per run; hollow
-    markers before training, filled after the last epoch. Log y axis.
+    so the distance between an arm's markers and its dashed epsilon line is
+    how far each block is from being discarded. One colour per arm and one
+    marker per seed: hollow before training (dotted line through their
+    mean), filled after the last epoch (solid line through their mean).
+    Log y axis.
+
+    Raises:
+        ValueError: when no arm's runs recorded gate responses.
 
     Used in: 06_sparse_gates
     """
-    fig, axis = plt.subplots(figsize=(9.5, 4.2))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    arms = _arm_results(results)
+    fig, axis = plt.subplots(figsize=(9.5, 4.4))
+    colours = _colours()
     drawn = 0
     most_blocks = 0
-    for record in records:
-        responses = record.diagnostics.get("gate_responses")
-        if not responses:
+    for arm in arms:
+        recorded = [record.diagnostics["gate_responses"] for record in arm.completed
+                    if record.diagnostics.get("gate_responses")]
+        if not recorded:
             continue
         # Colours in drawing order, as in discarded_blocks, so an arm keeps its colour.
         colour = colours[drawn % len(colours)]
-        names = list(responses)
+        names = list(recorded[0])
         positions = np.arange(1, len(names) + 1)
         most_blocks = max(most_blocks, len(names))
-        first = [responses[name][0] for name in names]
-        last = [responses[name][-1] for name in names]
-        axis.plot(positions, first, color=colour, lw=0.8, ls=":", marker="o", ms=4, mfc="none")
-        axis.plot(positions, last, color=colour, lw=1.5, marker="o", ms=4, label=_label(record))
-        epsilon = gate_epsilon(record)
+        first = _padded([[(responses.get(name) or [None])[0] for name in names] for responses in recorded])
+        last = _padded([[(responses.get(name) or [None])[-1] for name in names] for responses in recorded])
+        axis.plot(positions, _spread(first)[0], color=colour, lw=0.8, ls=":")
+        axis.plot(positions, _spread(last)[0], color=colour, lw=1.5, label=_arm_legend(arm))
+        for row in first:
+            axis.plot(positions, row, ls="none", marker="o", ms=4, mfc="none", mec=colour)
+        for row in last:
+            axis.plot(positions, row, ls="none", marker="o", ms=4, color=colour)
+        epsilon = gate_epsilon(arm)
         if epsilon:
             axis.axhline(epsilon, color=colour, ls="--", lw=1)
         drawn += 1
     if not drawn:
+        plt.close(fig)
         raise ValueError("None of the runs recorded gate responses (diagnostics['gate_responses']). They are "
                          "recorded for models with epsilon > 0 by this version of the engine; a run cached by an "
                          "older version lacks them: delete its folder under runs/ to train it again. "
-                         f"Received: {[getattr(r, 'run_id', r) for r in records]}")
+                         f"Received: {[arm.label for arm in arms]}")
     axis.set_yscale("log")
     axis.set_xlim(0.5, most_blocks + 0.5)
     axis.set_xlabel("gated block (input to output)")
     axis.set_ylabel("largest |F| on the probe batch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_title(title)
-    axis.legend(fontsize=8, title="after training (filled)\nbefore (hollow)\nepsilon (dashed)",
-                title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axis.legend(fontsize=8, title="one marker per seed:\nafter training (filled)\nbefore (hollow)\n"
+                "epsilon (dashed)", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
 
-def gate_epsilon(record) -> float:
-    """The gate threshold a run was built with (the builder's default if not set)."""
-    epsilon = record.config.model_options.get("epsilon")
-    if epsilon is None and record.config.model.startswith("eps_"):
+def gate_epsilon(run) -> float:
+    """The gate threshold a run (or arm) was built with (the builder's default if not set).
+
+    Used in: 06_sparse_gates (through gate_responses)
+    """
+    epsilon = run.config.model_options.get("epsilon")
+    if epsilon is None and run.config.model.startswith("eps_"):
         from helpers.models import DEFAULT_EPSILON
 
         epsilon = DEFAULT_EPSILON
     return float(epsilon or 0.0)
 
 
-def gate_map(record, title: str | None = None):
-    """Each block's gate (1 open, 0 discarded) over epochs.
+def _gate_variation(matrix: np.ndarray) -> tuple[int, int]:
+    """(gates that change state over the epochs, cells in the minority state); (0, 0) = nothing varies."""
+    states = np.where(np.isfinite(matrix), matrix >= 0.5, np.nan)
+    changing = sum(1 for row in states if len(set(row[np.isfinite(row)].tolist())) > 1)
+    open_cells = int(np.nansum(states))
+    closed_cells = int(np.isfinite(states).sum()) - open_cells
+    return changing, min(open_cells, closed_cells)
+
+
+def gate_map(results, title: str | None = None):
+    """Each block's gate (black open, grey discarded) over epochs, for the arm whose gates vary most.
+
+    The map is drawn from each arm's first seed. The arm chosen is the one
+    with the most gates that change state over the epochs, then the most
+    cells in the minority state (some open, some closed); the earlier arm on
+    a tie. A map in which every gate is open, or every one closed, at every
+    epoch is one colour and says nothing a sentence cannot.
+
+    Returns:
+        The Figure, or None (and nothing drawn) when no arm has a gate that
+        varies: the notebook then saves no figure.
+
+    Raises:
+        ValueError: when no arm's first seed recorded gates at all.
 
     Used in: 06_sparse_gates
     """
-    names, matrix, epochs = _layers_by_epochs(record, "gates", "gate_epochs", "gates")
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    arms = _arm_results(results)
+    best = None
+    for index, arm in enumerate(arms):
+        if not arm.completed or not arm.completed[0].diagnostics.get("gates"):
+            continue
+        record = arm.completed[0]
+        names, matrix, epochs = _layers_by_epochs(record, "gates", "gate_epochs", "gates")
+        score = _gate_variation(matrix)
+        if best is None or score > best[0]:
+            best = (score, arm, record, names, matrix, epochs)
+    if best is None:
+        raise ValueError("No arm's first seed recorded gates (diagnostics['gates'], kept for gated models). "
+                         f"Received: {[arm.label for arm in arms]}")
+    score, arm, record, names, matrix, epochs = best
+    if score == (0, 0):
+        return None
     fig, axis = _heatmap_axes(names, epochs, 0.25)
-    axis.imshow(matrix, aspect="auto", cmap="Greys", vmin=0, vmax=1)
-    axis.set_title(title or f"Gates of {_label(record)} (black = open)")
+    # Discarded in light grey, not white, so a discarded cell never reads as an empty one.
+    states = ListedColormap([DISCARDED_GATE_COLOUR, OPEN_GATE_COLOUR]).with_extremes(bad="white")
+    axis.imshow(matrix, aspect="auto", cmap=states, vmin=0, vmax=1, interpolation="nearest")
+    axis.set_title(f"{title or f'Gates of {arm.label}'} (seed {record.config.seed})")
+    axis.legend(handles=[Patch(facecolor=OPEN_GATE_COLOUR, edgecolor="0.5", label="open"),
+                         Patch(facecolor=DISCARDED_GATE_COLOUR, edgecolor="0.5", label="discarded")],
+                fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 

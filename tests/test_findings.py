@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 import pytest
 
-from helpers import findings, studies
+from helpers import comparisons, findings, studies
 from helpers.experiment import ExperimentConfig
 from helpers.profiles import get_profile
 from helpers.records import RunRecord, labels_digest, pack_bits
@@ -111,7 +111,7 @@ def _two_arms(accuracies_a, accuracies_b, **common):
 
 def test_compare_is_the_paired_difference_of_the_per_image_scores():
     a, b = _two_arms([0.60, 0.62], [0.40, 0.41])
-    interval = findings.compare(a, b)
+    interval = comparisons.compare(a, b)
     assert interval.estimate == pytest.approx(0.205)
     assert interval.seeds == 2 and interval.images == IMAGES
     assert interval.resolved
@@ -121,11 +121,11 @@ def test_compare_names_the_arm_without_per_image_scores():
     a, b = _two_arms([0.6, 0.6], [0.4, 0.4])
     b.records[1] = make_record(b.config, 0.4, seed=1, per_image=False)
     with pytest.raises(ValueError, match="resnet18 imagenet stem.*no per-image test scores"):
-        findings.compare(a, b)
+        comparisons.compare(a, b)
     # A seed missing from the cache: compared on what there is, and the interval says so.
     b.records[1] = None
-    assert findings.compare(a, b).seeds == 1
-    assert "one seed cannot support a claim" in findings.comparison_sentence(a, b)
+    assert comparisons.compare(a, b).seeds == 1
+    assert "one seed cannot support a claim" in comparisons.comparison_sentence(a, b)
 
 
 def test_compare_refuses_arms_scored_on_different_images():
@@ -133,20 +133,20 @@ def test_compare_refuses_arms_scored_on_different_images():
     for index, record in enumerate(b.records):
         b.records[index] = make_record(b.config, 0.4, seed=index, digest="other")
     with pytest.raises(ValueError, match="different test images"):
-        findings.compare(a, b)
+        comparisons.compare(a, b)
 
 
 def test_comparison_sentence_states_a_direction_only_when_resolved():
     a, b = _two_arms([0.60, 0.62], [0.40, 0.41])
-    text = findings.comparison_sentence(a, b)
+    text = comparisons.comparison_sentence(a, b)
     assert text.startswith("**resnet18 cifar stem** beats **resnet18 imagenet stem** on test accuracy by 20.5 points")
     assert "n = 2 seeds, 400 test images" in text
     # Reversed: the winner is named first, the size is positive.
-    text = findings.comparison_sentence(b, a)
+    text = comparisons.comparison_sentence(b, a)
     assert text.startswith("**resnet18 cifar stem** beats **resnet18 imagenet stem** on test accuracy by 20.5 points")
     # Absent: no direction, the signed difference and its interval.
     a, b = _two_arms([0.50, 0.51], [0.50, 0.50])
-    text = findings.comparison_sentence(a, b, what="test top-1")
+    text = comparisons.comparison_sentence(a, b, what="test top-1")
     assert " beats " not in text
     assert text.startswith("The budget does not resolve **resnet18 cifar stem** against **resnet18 imagenet stem** "
                            "on test top-1: resnet18 cifar stem minus resnet18 imagenet stem = +0.5 points")
@@ -155,7 +155,7 @@ def test_comparison_sentence_states_a_direction_only_when_resolved():
 
 def test_comparison_sentence_with_one_seed_never_claims():
     a, b = _two_arms([0.90], [0.10])
-    text = findings.comparison_sentence(a, b)
+    text = comparisons.comparison_sentence(a, b)
     assert " beats " not in text
     assert "= +80.0 points" in text and text.endswith(", and one seed cannot support a claim.")
 
@@ -163,7 +163,7 @@ def test_comparison_sentence_with_one_seed_never_claims():
 def test_comparison_sentence_with_seeds_that_disagree_is_unresolved():
     # The seeds disagree on the sign: two seeds pin down little (t at df 1).
     a, b = _two_arms([0.60, 0.40], [0.45, 0.55])
-    assert "The budget does not resolve" in findings.comparison_sentence(a, b)
+    assert "The budget does not resolve" in comparisons.comparison_sentence(a, b)
 
 
 # -- arm_line --------------------------------------------------------------------
@@ -173,21 +173,21 @@ def test_arm_line_counts_statuses_and_gives_mean_and_spread():
     arm = studies.vgg_arms(QUICK)["no_bn", "glorot", "sgd_high"]
     result = arm_result(arm, [0.30, 0.10], status=per_seed(["completed", "diverged"]),
                         diverged_epoch=per_seed([None, 3]), val_accuracy=per_seed([0.32, 0.10]))
-    line = findings.arm_line(result)
+    line = comparisons.arm_line(result)
     assert line.startswith("- **no BN, Glorot, SGD high rate** "
                            "(1 of 2 completed, 1 of 2 diverged at epoch 3, 3 epochs)")
     assert "test accuracy 20.0 +- 14.1 (n = 2)" in line
     assert "best validation accuracy 21.0 +- 15.6 (n = 2)" in line
     assert "top-5" not in line
     result.records[1] = None
-    assert "(1 of 2 completed, 1 of 2 not run, 3 epochs): test accuracy 30.0 (n = 1)" in findings.arm_line(result)
+    assert "(1 of 2 completed, 1 of 2 not run, 3 epochs): test accuracy 30.0 (n = 1)" in comparisons.arm_line(result)
     result.records[0] = None
-    assert "no record of this arm" in findings.arm_line(result)
+    assert "no record of this arm" in comparisons.arm_line(result)
 
 
 def test_arm_line_shows_top5_where_recorded():
     arm = studies.cifar100_arms(QUICK)["resnet18",]
-    line = findings.arm_line(arm_result(arm, [0.20, 0.22], top5=0.5))
+    line = comparisons.arm_line(arm_result(arm, [0.20, 0.22], top5=0.5))
     assert "test top-5 accuracy 50.0 +- 0.0 (n = 2)" in line
 
 

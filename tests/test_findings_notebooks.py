@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import findings, studies
+from helpers import comparisons, findings, studies
 from helpers.profiles import get_profile
 from tests.test_findings import QUICK, arm_result, make_record, per_seed, results_of
 
@@ -413,8 +413,8 @@ def test_gate_findings_when_the_gates_hurt_and_an_arm_blew_up():
                      training_off=2)
     text = findings.gate_findings(results)
     assert f"**depth {DEPTH}, eps 0** beats **depth {DEPTH}, eps 16** on test accuracy by 44.5 points" in text
-    assert (f"- **Blown up**: **depth {DEPTH}, eps 16** on 2 of 2 seeds: validation loss 3e+07, 3e+07 times its "
-            "training loss 1; test accuracy 6.0%, chance is 10.0% on every seed.") in text
+    assert (f"- **Blown up**: **depth {DEPTH}, eps 16** on 2 of 2 seeds: validation loss 3e+07, training loss 1; "
+            "test accuracy 6.0%, chance is 10.0% on every seed.") in text
     assert "Its test accuracy reflects the blow-up, not an effect of the gates." in text
     assert f"(depth {DEPTH}, eps 16 blew up: this difference is not a gate effect.)" in text
     assert "as `fit` sees the gates: 2 gated off in training mode against 1 at inference on every seed." in text
@@ -469,8 +469,8 @@ def test_cifar100_findings_reversed_and_one_seed():
 def test_every_findings_function_names_its_notebook():
     for function in (findings.vgg_findings, findings.schedule_findings, findings.degradation_findings,
                      findings.stem_findings, findings.dropout_findings, findings.cyclical_findings,
-                     findings.gate_findings, findings.cifar100_findings, findings.compare,
-                     findings.comparison_sentence, findings.arm_line, findings.weight_decay_shrink):
+                     findings.gate_findings, findings.cifar100_findings, comparisons.compare,
+                     comparisons.comparison_sentence, comparisons.arm_line, findings.weight_decay_shrink):
         assert "Used in: " in function.__doc__.strip().splitlines()[-1], function.__name__
 
 

@@ -17,6 +17,15 @@ Hook for the summary table: the outputs of any code cell tagged
 ``summary-table`` are moved to a Summary section at the top of the page, and a
 notebook named ``NN_summary`` is placed first.
 
+What a reader should not have to see is left out of the page: reprs a cell
+returned by accident (``[PosixPath(...)]``, ``<Figure ...>``, objects "at
+0x..."), TensorFlow's C++ start-up and log lines in stderr (the kernels also
+run with ``TF_CPP_MIN_LOG_LEVEL=2``), headings and "**Label:**" lines with
+nothing under them, and pandas' 0..N-1 index column. The page opens with what
+the profile can and cannot show (``helpers.summary.profile_statement``), and
+the contents say "from cache" for a notebook whose runs the engine all read
+from its cache.
+
 This module imports neither TensorFlow nor Keras; the kernels do.
 """
 
@@ -63,6 +72,45 @@ _SUMMARY_STEM = re.compile(r"^\d{2}_summary$")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+# TensorFlow's C++ log lines (absl/glog: "I0000 00:00:1795773063.327945  13881
+# port.cc:153] ...", or TF < 2.16's "2024-01-01 12:00:00.123456: I tensorflow/
+# ...cc:113] ...") and absl's notice before its first one. They go straight to
+# file descriptor 2, so TF_CPP_MIN_LOG_LEVEL (set for the kernels) cannot stop
+# the ones written before TensorFlow reads it. Info and warning lines are
+# dropped from the page; error lines only when they are the known start-up
+# probes of a machine without (or with) CUDA, so a real error still shows.
+_TF_LOG_LINE = re.compile(
+    r"^(?:(?P<glog>[IWEF])\d{4} \d{2}:\d{2}:\d+(?:\.\d+)?\s+\d+\s+\S+:\d+\]"
+    r"|\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+: (?P<dated>[IWEF]) \S+:\d+\])")
+_TF_NOISE_LINES = (
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR\s*$"),
+    re.compile(r"^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.?\s*$"),
+)
+_TF_BENIGN_ERRORS = re.compile(
+    r"cuInit|cuda_platform|cuda_diagnostics|kernel driver does not appear|"
+    r"Unable to register cu(?:DNN|FFT|BLAS) factory|computation_placer|TF-TRT|NUMA node")
+# Reprs of objects a cell returned by accident: a list of PosixPath, a figure
+# or artist "at 0x7f...", matplotlib's "Text(0.5, 1.0, 'title')". They tell a
+# reader nothing, so the page leaves them out.
+_OBJECT_REPRS = (
+    re.compile(r"\b(?:Pure)?(?:Posix|Windows)Path\("),
+    re.compile(r"<[\w.]+(?: object)? at 0x[0-9a-fA-F]+>"),
+    re.compile(r"^<Figure size [\d.]+x[\d.]+ with \d+ Axes>$"),
+    re.compile(r"^\[?Text\([-\d.e+]+, [-\d.e+]+, '.*'\)\]?$", re.DOTALL),
+)
+# What helpers.engine prints on a cache hit, and when it trains (or resumes,
+# or runs an LR range test). A notebook whose runs all came from the cache
+# has a misleading runtime: the contents say "from cache" instead.
+_CACHE_HIT_LINE = re.compile(r"^\[[^\]\s]+\] cached: ", re.MULTILINE)
+_TRAINING_LINE = re.compile(r"^(?:\[[^\]\s]+\] (?:training|resuming after epoch \d+): |lr-find: )",
+                            re.MULTILINE)
+_HEADING = re.compile(r"<h([1-6])\b[^>]*>.*?</h\1>", re.DOTALL | re.IGNORECASE)
+# A Markdown label such as "**Figures written:**" with nothing after it in its cell.
+_TRAILING_LABEL = re.compile(r"(?:\s*<p>\s*<strong>[^<]*:\s*</strong>\s*</p>)+\s*$", re.IGNORECASE)
+# Tables with this many columns or more print in a smaller font.
+WIDE_TABLE_COLUMNS = 7
+TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 
 
 # ---------------------------------------------------------------------------
@@ -255,6 +303,10 @@ def _kernel_environment(notebook: str, data_dir: Path | None) -> Iterator[None]:
         # One plain line per epoch: Jupyter progress widgets would render as
         # stale bars in the executed copies and the HTML.
         "CIFAR_LAB_PROGRESS": "lines",
+        # TensorFlow's C++ info and warning lines are noise on the page (the
+        # renderer also drops the start-up ones this cannot stop); a level
+        # the caller set is kept.
+        TF_LOG_LEVEL_ENV: os.environ.get(TF_LOG_LEVEL_ENV) or "2",
     }
     if data_dir is not None:
         changes[config.DATA_DIR_ENV] = str(data_dir)
@@ -468,11 +520,13 @@ nav.toc ol { padding-left: 1.5rem; } nav.toc li { margin: 0.15rem 0; }
        margin-left: 0.4em; border: 1px solid var(--rule); color: var(--muted); }
 .tag.failed { border-color: var(--bad); color: var(--bad); }
 .tag.warn { background: var(--warn-tint); }
+.tag.cache { background: var(--tint); }
 section.notebook { border-top: 1px solid var(--rule); margin-top: 3rem; padding-top: 0.5rem; }
 .notebook-meta { font-size: 0.85rem; color: var(--muted); }
 .banner { border: 1px solid var(--bad); background: var(--bad-tint); border-radius: 6px;
           padding: 0.75rem 1rem; margin: 1rem 0; }
 .banner.warn { border-color: #9a6700; background: var(--warn-tint); }
+.banner.profile { border-color: #9a6700; background: var(--warn-tint); font-size: 0.95rem; }
 .banner pre { background: transparent; padding: 0; margin: 0.4rem 0 0; }
 .stopped { border-left: 4px solid var(--bad); padding-left: 0.75rem; color: var(--bad); margin: 1rem 0; }
 pre { background: var(--tint); padding: 0.6rem 0.8rem; border-radius: 6px; overflow-x: auto;
@@ -483,17 +537,26 @@ details.code pre { border-left: 3px solid var(--rule); }
 .output { margin: 0.5rem 0 1rem; overflow-x: auto; }
 .output img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 pre.error { background: var(--bad-tint); color: var(--bad); }
-table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid var(--rule); padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }
+/* Tables stay within the page: cells wrap (anywhere, if a word is too long)
+   rather than pushing the table past the margin. */
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; max-width: 100%; }
+table.wide { font-size: 0.8rem; }
+th, td { border: 1px solid var(--rule); padding: 0.3rem 0.6rem; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
 th { background: var(--tint); }
 /* Numbers line up in pandas tables; Markdown tables carry their own alignment. */
 table.dataframe td { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; }
 .from { font-size: 0.8rem; color: var(--muted); }
-@page { margin: 14mm 12mm; }
+@page { size: A4; margin: 14mm 12mm; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10.5pt; }
-  section.notebook { break-before: page; border-top: none; margin-top: 0; }
+  .output { overflow: visible; }
+  table { font-size: 8.5pt; width: auto; max-width: 100%; }
+  table.wide { font-size: 7.5pt; }
+  th, td { padding: 0.15rem 0.35rem; }
+  pre { overflow-wrap: anywhere; }
+  section.notebook, section.summary { break-before: page; border-top: none; margin-top: 0; }
   .output img, table, pre { break-inside: avoid; }
   h1, h2, h3 { break-after: avoid; }
   a.anchor-link, details { display: none; }
@@ -620,15 +683,94 @@ def _join_text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+def without_library_noise(text: str) -> str:
+    """``text`` without TensorFlow's C++ start-up and log lines (see ``_TF_LOG_LINE``).
+
+    Info and warning lines go; error lines only when they are known
+    start-up probes (no CUDA driver, factories registered twice).
+    """
+    kept = []
+    for line in text.split("\n"):
+        if any(pattern.match(line) for pattern in _TF_NOISE_LINES):
+            continue
+        match = _TF_LOG_LINE.match(line)
+        if match is not None:
+            level = match.group("glog") or match.group("dated")
+            if level in ("I", "W") or _TF_BENIGN_ERRORS.search(line):
+                continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def is_object_repr(text: str) -> bool:
+    """True for a repr no reader wants: paths, objects "at 0x...", figures, Text(...)."""
+    stripped = text.strip()
+    return any(pattern.search(stripped) for pattern in _OBJECT_REPRS)
+
+
+_TABLE = re.compile(r"<table\b[^>]*>.*?</table>", re.DOTALL | re.IGNORECASE)
+_TABLE_ROW = re.compile(r"<tr\b[^>]*>(.*?)</tr>", re.DOTALL | re.IGNORECASE)
+_TABLE_CELL = re.compile(r"<t[hd]\b[^>]*>", re.IGNORECASE)
+_RANGE_INDEX_CELL = re.compile(r"^(\s*)<th>(\d+)</th>")
+
+
+def _without_range_index(table: str) -> str:
+    """Drops pandas' 0..N-1 index column from a DataFrame's HTML table.
+
+    Only when every body row starts with ``<th>k</th>`` for k = 0, 1, ...
+    and every header row starts with an empty ``<th></th>``: a named or
+    meaningful index is kept.
+    """
+    if 'class="dataframe' not in table:
+        return table
+    head = re.search(r"<thead>(.*?)</thead>", table, re.DOTALL)
+    body = re.search(r"<tbody>(.*?)</tbody>", table, re.DOTALL)
+    if head is None or body is None:
+        return table
+    head_rows = _TABLE_ROW.findall(head.group(1))
+    body_rows = _TABLE_ROW.findall(body.group(1))
+    if not body_rows or not head_rows:
+        return table
+    if not all(re.match(r"^\s*<th(?:\s[^>]*)?>\s*</th>", row) for row in head_rows):
+        return table
+    numbers = [_RANGE_INDEX_CELL.match(row) for row in body_rows]
+    if not all(numbers) or [int(match.group(2)) for match in numbers] != list(range(len(body_rows))):
+        return table
+    new_head = re.sub(r"(<tr\b[^>]*>)\s*<th(?:\s[^>]*)?>\s*</th>", r"\1", head.group(0))
+    new_body = re.sub(r"(<tr\b[^>]*>)\s*<th>\d+</th>", r"\1", body.group(0))
+    return table.replace(head.group(0), new_head, 1).replace(body.group(0), new_body, 1)
+
+
+def _designed_tables(fragment: str) -> str:
+    """Tables of an HTML output: pandas' range index dropped, wide ones marked for a smaller font."""
+
+    def replace(match: re.Match) -> str:
+        table = _without_range_index(match.group(0))
+        first_row = _TABLE_ROW.search(table)
+        columns = len(_TABLE_CELL.findall(first_row.group(1))) if first_row else 0
+        if columns >= WIDE_TABLE_COLUMNS:
+            opening = re.match(r"<table\b[^>]*>", table).group(0)
+            if re.search(r"\bclass\s*=", opening):
+                marked = re.sub(r'\bclass\s*=\s*(["\'])', r"class=\1wide ", opening, count=1)
+            else:
+                marked = opening[:-1] + ' class="wide">'
+            table = marked + table[len(opening):]
+        return table
+
+    return _TABLE.sub(replace, fragment)
+
+
 def _render_output(output: Mapping, prefix: str, base_dir: Path | None, printable: bool) -> str:
     kind = output.get("output_type")
     if kind == "stream":
         text = _clean_stream(_join_text(output.get("text", "")))
-        if not text.strip():
-            return ""
         if output.get("name") == "stderr":
             if printable:
                 return ""
+            text = without_library_noise(text).strip("\n")
+        if not text.strip():
+            return ""
+        if output.get("name") == "stderr":
             line_count = text.strip().count("\n") + 1
             return (f'<details class="stderr"><summary>stderr ({line_count} line'
                     f'{"s" if line_count != 1 else ""})</summary>'
@@ -656,11 +798,15 @@ def _render_output(output: Mapping, prefix: str, base_dir: Path | None, printabl
             return (f'<div class="output figure"><img src="{_data_uri(mime, _join_text(data[mime]))}"'
                     f'{width} alt="figure"></div>')
     if "text/html" in data:
-        return f'<div class="output html">{_inline_images(_join_text(data["text/html"]), base_dir)}</div>'
+        fragment = _designed_tables(_inline_images(_join_text(data["text/html"]), base_dir))
+        return f'<div class="output html">{fragment}</div>'
     if "text/markdown" in data:
         return f'<div class="output markdown">{_markdown_to_html(_join_text(data["text/markdown"]), prefix, base_dir, None)}</div>'
     if "text/plain" in data:
-        return f'<pre class="output text">{html.escape(_ANSI.sub("", _join_text(data["text/plain"])))}</pre>'
+        text = _ANSI.sub("", _join_text(data["text/plain"]))
+        if is_object_repr(text) or not text.strip():
+            return ""
+        return f'<pre class="output text">{html.escape(text)}</pre>'
     return ""
 
 
@@ -695,6 +841,92 @@ class _Section:
     profile: str | None
     seconds: float | None
     finished: str | None
+    from_cache: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Block:
+    """A piece of a notebook's section: a heading (with its rank) or visible content.
+
+    ``markdown_cell`` groups the pieces of one Markdown cell, which are
+    wrapped in one ``<div class="markdown">``; None for code cells.
+    """
+
+    html: str
+    heading_level: int | None = None
+    markdown_cell: int | None = None
+
+
+def _markdown_blocks(rendered: str, cell_index: int) -> list[_Block]:
+    """A rendered Markdown cell split into headings and the content between them.
+
+    A label ("**Figures written:**") with nothing after it before the next
+    heading or the cell's end is dropped.
+    """
+    blocks = []
+    position = 0
+    for match in list(_HEADING.finditer(rendered)) + [None]:
+        end = match.start() if match is not None else len(rendered)
+        content = _TRAILING_LABEL.sub("", rendered[position:end]).strip()
+        if content:
+            blocks.append(_Block(content, None, cell_index))
+        if match is not None:
+            blocks.append(_Block(match.group(0), int(match.group(1)), cell_index))
+            position = match.end()
+    return blocks
+
+
+def _without_empty_headings(blocks: Sequence[_Block]) -> list[_Block]:
+    """Drops every heading with no content before the next heading of the same or higher rank.
+
+    In the printed page, "## Setup" over code cells without output is such
+    a heading; in the interactive page the folded code is its content.
+    """
+    kept = []
+    for index, block in enumerate(blocks):
+        if block.heading_level is not None:
+            has_content = False
+            for later in blocks[index + 1:]:
+                if later.heading_level is None:
+                    has_content = True
+                    break
+                if later.heading_level <= block.heading_level:
+                    break
+            if not has_content:
+                continue
+        kept.append(block)
+    return kept
+
+
+def _join_blocks(blocks: Sequence[_Block]) -> str:
+    parts: list[str] = []
+    open_cell = None
+    for block in blocks:
+        if block.markdown_cell != open_cell:
+            if open_cell is not None:
+                parts.append("</div>")
+            if block.markdown_cell is not None:
+                parts.append('<div class="markdown">')
+            open_cell = block.markdown_cell
+        parts.append(block.html)
+    if open_cell is not None:
+        parts.append("</div>")
+    return "\n".join(parts)
+
+
+def served_from_cache(nb) -> bool:
+    """True when the engine served every run of an executed notebook from its cache.
+
+    Read from the cells' output streams: at least one "[run-id] cached: ..."
+    line of ``helpers.engine.run`` and no line saying it trained, resumed or
+    ran an LR range test. A notebook that runs nothing through the engine
+    is not "from cache": its runtime is real.
+    """
+    text = "\n".join(
+        _ANSI.sub("", _join_text(output.get("text", "")))
+        for cell in nb.cells if cell.cell_type == "code"
+        for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+    return bool(_CACHE_HIT_LINE.search(text)) and not _TRAINING_LINE.search(text)
 
 
 def _render_notebook(path: Path, failure: NotebookFailure | None, printable: bool) -> _Section:
@@ -706,16 +938,17 @@ def _render_notebook(path: Path, failure: NotebookFailure | None, printable: boo
     base_dir = _source_dir(nb, path)
     papermill_meta = nb.metadata.get("papermill", {}) or {}
     failing_cell = _locate_failure(nb, stopped=True) if failure is not None else None
-    parts: list[str] = []
+    parts: list[_Block] = []
     summary_blocks: list[str] = []
     code_number = 0
     stopped = False
-    for cell in nb.cells:
+    for cell_index, cell in enumerate(nb.cells):
         tags = _cell_tags(cell)
         if PAPERMILL_ERROR_TAG in tags:
             continue
         if cell.cell_type == "markdown":
-            parts.append(f'<div class="markdown">{_markdown_to_html(cell.source, prefix, base_dir, cell.get("attachments"))}</div>')
+            rendered = _markdown_to_html(cell.source, prefix, base_dir, cell.get("attachments"))
+            parts.extend(_markdown_blocks(rendered, cell_index))
             continue
         if cell.cell_type == "raw":
             continue
@@ -727,22 +960,24 @@ def _render_notebook(path: Path, failure: NotebookFailure | None, printable: boo
         if not printable and cell.source.strip():
             label = ("parameters injected by the report" if injected
                      else "parameters (defaults)" if "parameters" in tags else "code")
-            parts.append(f'<details class="code"><summary>{label}</summary>'
-                         f'<pre class="source"><code>{html.escape(cell.source)}</code></pre></details>')
+            parts.append(_Block(f'<details class="code"><summary>{label}</summary>'
+                                f'<pre class="source"><code>{html.escape(cell.source)}</code></pre></details>'))
         if SUMMARY_TAG in tags and outputs:
             summary_blocks.append(outputs)
-            parts.append('<p class="from"><a href="#summary">(table shown in the Summary)</a></p>')
+            parts.append(_Block('<p class="from"><a href="#summary">(table shown in the Summary)</a></p>'))
         elif outputs:
-            parts.append(outputs)
+            parts.append(_Block(outputs))
         if failing_cell is not None and not injected and code_number == failing_cell[0] and not stopped:
             stopped = True
-            parts.append(f'<div class="stopped">Execution stopped here ({html.escape(failure.ename)}); '
-                         f'the cells below did not run.</div>')
+            parts.append(_Block(f'<div class="stopped">Execution stopped here ({html.escape(failure.ename)}); '
+                                f'the cells below did not run.</div>'))
     return _Section(
-        notebook=notebook, title=_notebook_title(nb, notebook), body="\n".join(parts),
+        notebook=notebook, title=_notebook_title(nb, notebook),
+        body=_join_blocks(_without_empty_headings(parts)),
         summary_blocks=summary_blocks, failure=failure,
         profile=(papermill_meta.get("parameters") or {}).get("PROFILE"),
         seconds=papermill_meta.get("duration"), finished=papermill_meta.get("end_time"),
+        from_cache=served_from_cache(nb),
     )
 
 
@@ -784,10 +1019,17 @@ def _stamp_html(stamp: Mapping[str, Any], sections: Sequence[_Section]) -> str:
     else:
         revision_text = "unknown (not a git checkout)"
     executed = [section.seconds for section in sections if section.seconds is not None]
+    cached = sum(1 for section in sections if section.seconds is not None and section.from_cache)
+    execution = "?"
+    if executed:
+        execution = f"{_format_seconds(sum(executed))} over {len(executed)} notebooks"
+        if cached:
+            execution += (f" ({cached} of them read every run from the cache: their time is not "
+                          f"training time)")
     rows = [
         ("profile", str(stamp.get("profile") or "?")),
         ("rendered", str(stamp.get("date") or "?")),
-        ("execution time", f"{_format_seconds(sum(executed))} over {len(executed)} notebooks" if executed else "?"),
+        ("execution time", execution),
         ("CPU", cpu),
         ("GPU", gpus),
         ("software", software or "?"),
@@ -797,6 +1039,23 @@ def _stamp_html(stamp: Mapping[str, Any], sections: Sequence[_Section]) -> str:
         f"<dt>{html.escape(name)}</dt><dd>{html.escape(value)}</dd>" for name, value in rows) + "</dl>"
 
 
+def _profile_statement(profile: str | None) -> str | None:
+    """The profile's "what it can and cannot show" (helpers.summary), or None if unknown.
+
+    A page mixing profiles gets a warning that its sections are not comparable.
+    """
+    if profile is None:
+        return None
+    from helpers import profiles, summary
+
+    if profile in profiles.PROFILES:
+        return summary.profile_statement(profiles.get_profile(profile))
+    if str(profile).startswith("mixed"):
+        return (f"The executed notebooks come from different profiles ({profile}); each section names "
+                f"its own, and numbers from different profiles are not comparable.")
+    return None
+
+
 def _page(sections: Sequence[_Section], stamp: Mapping[str, Any], title: str,
           not_executed: Sequence[str], printable: bool) -> str:
     profile = stamp.get("profile")
@@ -804,7 +1063,13 @@ def _page(sections: Sequence[_Section], stamp: Mapping[str, Any], title: str,
     summary_blocks = [(section, block) for section in ordered for block in section.summary_blocks]
     failures = [section.failure for section in ordered if section.failure is not None]
 
-    head = [f'<header class="report"><h1>{html.escape(title)}</h1>', _stamp_html(stamp, ordered)]
+    head = [f'<header class="report"><h1>{html.escape(title)}</h1>']
+    statement = _profile_statement(profile)
+    if statement:
+        # Before the first number on the page: what this profile can show.
+        head.append(f'<div class="banner profile"><strong>What these numbers can show.</strong> '
+                    f"{html.escape(statement, quote=False)}</div>")
+    head.append(_stamp_html(stamp, ordered))
     if printable:
         head.append('<p class="from">Code, tracebacks and stderr are left out of this print; '
                     "index.html shows them.</p>")
@@ -824,7 +1089,9 @@ def _page(sections: Sequence[_Section], stamp: Mapping[str, Any], title: str,
             tags += '<span class="tag failed">failed</span>'
         if section.profile and profile and section.profile != profile:
             tags += f'<span class="tag warn">profile {html.escape(section.profile)}</span>'
-        if section.seconds is not None:
+        if section.from_cache:
+            tags += '<span class="tag cache">from cache</span>'
+        elif section.seconds is not None:
             tags += f'<span class="tag">{_format_seconds(section.seconds)}</span>'
         label = section.title
         if not label.startswith(section.notebook[:2]):
@@ -847,7 +1114,9 @@ def _page(sections: Sequence[_Section], stamp: Mapping[str, Any], title: str,
             meta.append(f"profile {section.profile}")
         if section.finished:
             meta.append(f"executed {section.finished[:19].replace('T', ' ')} UTC")
-        if section.seconds is not None:
+        if section.from_cache:
+            meta.append("every run read from the cache")
+        elif section.seconds is not None:
             meta.append(_format_seconds(section.seconds))
         parts = [f'<section class="notebook" id="nb{html.escape(section.notebook)}">',
                  f'<div class="notebook-meta">{html.escape(" · ".join(meta))}</div>']

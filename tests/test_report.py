@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -368,3 +369,189 @@ def test_failure_location_without_an_error_output(tmp_path):
     failing = new_notebook(cells=[injected, allowed, _cell("fail()", 3, outputs=[error]),
                                   _cell("print(2)", None, started=False)])
     assert report._locate_failure(failing) == (2, 3, error)
+
+
+# ---------------------------------------------------------------------------
+# A report a reader can trust at a glance (issue 14, point 4). Each test
+# renders hand-made executed notebooks: no kernel, a fraction of a second.
+# ---------------------------------------------------------------------------
+
+TF_START_UP = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1795773063.327945   13881 port.cc:153] oneDNN custom operations are on. You may see "
+    "slightly different numerical results due to floating-point round-off errors.\n"
+    "I0000 00:00:1795773063.330081   13881 cudart_stub.cc:31] Could not find cuda drivers on your "
+    "machine, GPU will not be used.\n"
+    "E0000 00:00:1795773067.642871   13881 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA "
+    "error: Failed call to cuInit: UNKNOWN ERROR (303)\n"
+    "2024-01-01 12:00:00.123456: I tensorflow/core/platform/cpu_feature_guard.cc:210] This TensorFlow "
+    "binary is optimized to use available CPU instructions in performance-critical operations.\n"
+    "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
+    "appropriate compiler flags.\n"
+)
+
+
+def _executed(tmp_path, stem, cells, profile="quick", duration=8.0):
+    """Writes an executed-looking notebook (papermill metadata, outputs) and returns its path."""
+    notebook = new_notebook(cells=cells)
+    notebook.metadata["papermill"] = {"input_path": str(tmp_path / f"{stem}.ipynb"),
+                                      "parameters": {"PROFILE": profile}, "duration": duration,
+                                      "end_time": "2026-01-01T00:00:08"}
+    path = tmp_path / "executed" / f"{stem}.ipynb"
+    path.parent.mkdir(exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+def _render(tmp_path, paths, profile="quick"):
+    rendered = report.render_report(paths, tmp_path / "out", report.collect_stamp(profile), None)
+    return (rendered.html_path.read_text(encoding="utf-8"),
+            rendered.print_html_path.read_text(encoding="utf-8"))
+
+
+def _stderr(text):
+    return new_output("stream", name="stderr", text=text)
+
+
+def test_object_reprs_are_not_rendered(tmp_path):
+    paths_repr = ("[PosixPath('/work/main/figures/00_samples.png'),\n"
+                  " PosixPath('/work/main/figures/00_samples.svg')]")
+    cells = [
+        new_markdown_cell("# Reprs"),
+        _cell("save_figure(fig, 'samples')", 1, outputs=[
+            new_output("execute_result", data={"text/plain": paths_repr}, execution_count=1)]),
+        _cell("plt.figure()", 2, outputs=[
+            new_output("display_data", data={"text/plain": "<Figure size 640x480 with 1 Axes>"}),
+            new_output("execute_result", data={"text/plain": "<matplotlib.legend.Legend at 0x7f3a2b1c9d90>"},
+                       execution_count=2)]),
+        _cell("axis.set_title('x')", 3, outputs=[
+            new_output("execute_result", data={"text/plain": "Text(0.5, 1.0, 'accuracy')"}, execution_count=3)]),
+        _cell("value", 4, outputs=[
+            new_output("execute_result", data={"text/plain": "0.4217"}, execution_count=4)]),
+    ]
+    page, printed = _render(tmp_path, [_executed(tmp_path, "00_reprs", cells)])
+    for html_page in (page, printed):
+        assert "PosixPath" not in html_page
+        assert "at 0x7f3a" not in html_page and "Figure size" not in html_page
+        assert "Text(0.5" not in html_page
+        assert "0.4217" in html_page  # a real value is kept
+
+
+def test_tensorflow_log_lines_are_stripped_but_real_errors_kept(tmp_path):
+    engine_line = "[resnet20-cifar10-0123456789ab] training: ResNet-20; 1500 images\n"
+    real_error = "E0000 00:00:1795773067.9   13881 some_kernel.cc:12] a real failure worth reading\n"
+    cells = [
+        new_markdown_cell("# Logs"),
+        _cell("import tensorflow", 1, outputs=[_stderr(TF_START_UP)]),
+        _cell("run()", 2, outputs=[_stderr(TF_START_UP + engine_line + real_error)]),
+    ]
+    page, printed = _render(tmp_path, [_executed(tmp_path, "01_logs", cells)])
+    for fragment in ("absl::InitializeLog", "port.cc", "cudart_stub", "cuInit", "cpu_feature_guard",
+                     "rebuild TensorFlow"):
+        assert fragment not in page and fragment not in printed, fragment
+    # A stream that was only noise leaves no stderr block; the other keeps its real lines.
+    assert page.count('<details class="stderr">') == 1
+    assert "stderr (2 lines)" in page
+    assert "training: ResNet-20" in page and "a real failure worth reading" in page
+
+
+def test_kernel_environment_quiets_tensorflow(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    with report._kernel_environment("01_x", None):
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the caller's own choice wins
+    with report._kernel_environment("01_x", None):
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_empty_headings_and_labels_are_dropped(tmp_path):
+    cells = [
+        new_markdown_cell("# 08 · Header\n\n| | |\n| --- | --- |\n| **Question** | q |\n\n**Figures written:**\n"),
+        new_markdown_cell("## Setup"),
+        _cell("from helpers import summary", 1),
+        new_markdown_cell("## Nothing here"),
+        new_markdown_cell("## Findings\n\nfindings-text-marker\n\n**Figures written:**\n- `figures/08_a.png`"),
+        new_markdown_cell("## Trailing heading"),
+    ]
+    page, printed = _render(tmp_path, [_executed(tmp_path, "08_headings", cells)])
+    for html_page in (page, printed):
+        assert "Nothing here" not in html_page and "Trailing heading" not in html_page
+        # The label with nothing under it goes; the one over a list stays.
+        assert html_page.count("Figures written:") == 1
+        assert "figures/08_a.png" in html_page and "findings-text-marker" in html_page
+        assert "Question" in html_page
+    # "Setup" heads folded code on the page, and nothing in the print.
+    assert re.search(r"<h2[^>]*>Setup", page)
+    assert not re.search(r"<h2[^>]*>Setup", printed)
+
+
+def test_contents_say_from_cache_for_notebooks_served_by_the_cache(tmp_path):
+    cached_lines = ("[1/2] plain-20, seed 0\n[plain20-cifar10-0123456789ab] cached: completed, 8 epochs (plain-20)\n"
+                    "[2/2] plain-20, seed 1\n[plain20-cifar10-ba9876543210] cached: completed, 8 epochs (plain-20)\n")
+    trained_lines = ("[resnet20-cifar10-0123456789ab] cached: completed, 8 epochs (ResNet-20)\n"
+                     "[resnet20-cifar10-fedcba987654] training: ResNet-20; 1500 images, 23 steps/epoch\n")
+    paths = [
+        _executed(tmp_path, "01_cached", [new_markdown_cell("# Cached"), _cell("run()", 1, outputs=[
+            _stderr(TF_START_UP + cached_lines)])], duration=9.6),
+        _executed(tmp_path, "02_trained", [new_markdown_cell("# Trained"), _cell("run()", 1, outputs=[
+            _stderr(trained_lines)])], duration=612.0),
+        _executed(tmp_path, "00_data", [new_markdown_cell("# Data"), _cell("load()", 1, outputs=[
+            new_output("stream", name="stdout", text="loaded\n")])], duration=31.0),
+    ]
+    page, printed = _render(tmp_path, paths)
+    for html_page in (page, printed):
+        toc = re.search(r'<nav class="toc">(.*?)</nav>', html_page, re.DOTALL).group(1)
+        cached_item = re.search(r"<li>[^\n]*Cached.*?</li>", toc).group(0)
+        assert "from cache" in cached_item and "10 s" not in cached_item
+        assert "10.2 min" in re.search(r"<li>[^\n]*Trained.*?</li>", toc).group(0)
+        assert "31 s" in re.search(r"<li>[^\n]*Data.*?</li>", toc).group(0)
+        assert toc.count("from cache") == 1
+        assert "every run read from the cache" in _section(html_page, "01_cached")
+    assert "1 of them read every run from the cache" in page
+
+
+def test_profile_banner_comes_before_the_first_number(tmp_path):
+    cells = [new_markdown_cell("# Summary"),
+             _cell("table", 1, tags=["summary-table"], outputs=[
+                 new_output("execute_result", data={"text/html": "<table><tr><td>41.2</td></tr></table>"},
+                            execution_count=1)])]
+    page, printed = _render(tmp_path, [_executed(tmp_path, "08_summary", cells)])
+    for html_page in (page, printed):
+        banner = html_page.index('class="banner profile"')
+        assert "This report was run at the quick profile" in html_page
+        assert "not comparable with the student's or the published numbers" in html_page
+        assert banner < html_page.index('<dl class="stamp">') < html_page.index('id="summary"')
+        assert banner < html_page.index("41.2")
+
+
+def test_tables_fit_the_page(tmp_path):
+    import pandas as pd
+
+    wide = pd.DataFrame({f"column {index}": ["a-long-value-without-spaces-" * 3] for index in range(8)})
+    named = pd.DataFrame({"accuracy": [0.1, 0.2]}, index=pd.Index(["plain-20", "ResNet-20"], name="arm"))
+    cells = [new_markdown_cell("# Tables"),
+             _cell("wide", 1, outputs=[new_output("execute_result", execution_count=1, data={
+                 "text/html": wide.to_html(), "text/plain": "wide"})]),
+             _cell("named", 2, outputs=[new_output("execute_result", execution_count=2, data={
+                 "text/html": named.to_html(), "text/plain": "named"})])]
+    page, printed = _render(tmp_path, [_executed(tmp_path, "02_tables", cells)])
+    for html_page in (page, printed):
+        assert "<th>0</th>" not in html_page  # pandas' range index is not a column
+        assert 'class="wide dataframe"' in html_page
+        assert "<th>plain-20</th>" in html_page  # a meaningful index stays
+        assert "@page { size: A4" in html_page and "overflow-wrap: anywhere" in html_page
+
+
+def test_summary_notebook_header_has_no_empty_label():
+    notebook = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "08_summary.ipynb",
+                             as_version=4)
+    header = notebook.cells[0].source
+    label = re.search(r"\*\*Figures written:\*\*(.*)", header)
+    assert label and label.group(1).strip()
+    sources = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "summary.profile_statement(profile)" in sources
+    assert sources.index("summary.profile_statement(profile)") < sources.index("summary.summary_table(")
+    tagged = [cell for cell in notebook.cells if "summary-table" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "summary.summary_table(profile, DATA_DIR)" in tagged[0].source
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")

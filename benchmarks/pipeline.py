@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers import environment  # noqa: E402
+# Before TensorFlow: helpers sets its oneDNN and log-level variables on import.
+from helpers import config, environment  # noqa: E402
 
 
 def _data(data_dir: str | None, train_images: int):
@@ -47,7 +47,7 @@ def _data(data_dir: str | None, train_images: int):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=os.environ.get("CIFAR_DATA_DIR"))
+    parser.add_argument("--data-dir", default=os.environ.get(config.DATA_DIR_ENV))
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, default=60, help="timed batches per training repeat")
     parser.add_argument("--repeats", type=int, default=5)

@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1. Received: {getattr(args, option)}")
     arguments = ["resnet20", str(args.batch_size), str(args.batches)]
-    rates_in_order, _ = throughput._rotated_workers(
+    rates_in_order, _ = throughput.rotated_workers(
         [([kind, *arguments], root, environment) for _, root, kind, environment in variants], args.rounds)
     rates = dict(zip(names, rates_in_order))
     reference = next((name for name, _, kind, _ in variants if kind == "torch"), names[0])

@@ -4,7 +4,7 @@ Prints one JSON object:
 
 * ``models``: for resnet20, resnet56, resnet18 (CIFAR stem) and vgg19 with
   batch norm, at batch 128, training images/s of the engine's compiled
-  training step (``helpers.engine``'s loss, optimizer and weight decay,
+  training step (``helpers.compilation``'s loss, optimizer and weight decay,
   ``model.fit`` with ``steps_per_execution``) fed by the project's
   ``tf.data`` pipeline on real-shaped data: median of ``--repeats`` timed
   repeats after a warm-up repeat that pays for tracing;
@@ -37,10 +37,10 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# Before TensorFlow: helpers sets its oneDNN and log-level variables on import.
 from helpers import environment  # noqa: E402
 
 MODELS = {
@@ -63,8 +63,8 @@ def _tensorflow_worker(model_name: str, batch_size: int, batches: int) -> None:
     import keras
     import numpy as np
 
+    from helpers.compilation import compile_model
     from helpers.experiment import ExperimentConfig
-    from helpers import engine
     from helpers.pipeline import make_dataset
 
     rng = np.random.default_rng(0)
@@ -73,7 +73,7 @@ def _tensorflow_worker(model_name: str, batch_size: int, batches: int) -> None:
     config = ExperimentConfig(model=model_name, model_options=MODELS[model_name], batch_size=batch_size,
                               weight_decay=5e-4, deterministic=False)
     keras.utils.set_random_seed(0)
-    compiled = engine._compile(config, 10, batches, None)
+    compiled = compile_model(config, 10, batches)
     model = compiled.model
     dataset = make_dataset(images, labels, batch_size=batch_size, training=True,
                            mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26], seed=0,
@@ -225,7 +225,7 @@ def _measure_model(name: str, args) -> dict:
             "tensorflow_onednn": worker.info["tensorflow_onednn"]}
 
 
-def _rotate(workers: list["_Worker"], rounds: int) -> list[list[float]]:
+def rotate(workers: list["_Worker"], rounds: int) -> list[list[float]]:
     """``rounds`` rounds of one repeat per worker; each worker's rates, in order.
 
     The worker that goes first moves one place each round (with two workers:
@@ -239,13 +239,13 @@ def _rotate(workers: list["_Worker"], rounds: int) -> list[list[float]]:
     return rates
 
 
-def _rotated_workers(specs: list[tuple[list[str], Path, dict | None]],
+def rotated_workers(specs: list[tuple[list[str], Path, dict | None]],
                      rounds: int) -> tuple[list[list[float]], list[dict]]:
     """Starts one worker per (arguments, root, environment), rotates, stops them all.
 
     A TensorFlow step worker gets one warm-up repeat first (tracing); the
     PyTorch and engine workers warm up before they report ready. Returns each
-    worker's rates (see ``_rotate``) and its ready message.
+    worker's rates (see ``rotate``) and its ready message.
     """
     workers: list[_Worker] = []
     try:
@@ -254,7 +254,7 @@ def _rotated_workers(specs: list[tuple[list[str], Path, dict | None]],
         for worker in workers:
             if worker.kind == "tensorflow":
                 worker.repeat()
-        return _rotate(workers, rounds), [worker.info for worker in workers]
+        return rotate(workers, rounds), [worker.info for worker in workers]
     finally:
         for worker in workers:
             worker.close()
@@ -264,7 +264,7 @@ def _paired_workers(first_arguments: list[str], second_arguments: list[str],
                     count: int) -> tuple[list[tuple[float, float]], dict, dict]:
     """``count`` alternating pairs (first's rate, second's rate) of two workers
     of this checkout, and each worker's ready message."""
-    rates, (first, second) = _rotated_workers([(first_arguments, ROOT, None),
+    rates, (first, second) = rotated_workers([(first_arguments, ROOT, None),
                                                (second_arguments, ROOT, None)], count)
     return list(zip(*rates)), first, second
 

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-
-def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter would otherwise interleave with output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+from helpers.experiment import DATASETS
 
 def _print_json(payload: dict) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False) + "\n")
@@ -71,7 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="describe the data source and splits")
-    data.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
+    data.add_argument("--dataset", choices=DATASETS, required=True)
     data.add_argument("--data-dir", default=None,
                       help="directory (or archive) holding the data; default: $CIFAR_DATA_DIR, else the Keras download")
     data.add_argument("--validation-size", type=int, default=5000)
@@ -109,8 +104,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the command line; returns the process exit status."""
-    _quiet_tensorflow()
+    """Runs the command line; returns the process exit status.
+
+    TensorFlow's C++ start-up lines are silenced by importing ``helpers``
+    (see ``helpers/__init__.py``), which this module's import already did.
+    """
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:

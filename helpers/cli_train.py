@@ -24,6 +24,17 @@ import math
 import sys
 from typing import Any
 
+from helpers import engine
+from helpers.progress import PROGRESS_MODES
+from helpers.experiment import (
+    DATASETS,
+    OPTIMIZERS,
+    SCHEDULES,
+    STRATEGIES,
+    WEIGHT_DECAY_MODES,
+    ExperimentConfig,
+)
+
 _TRAIN_EPILOG = (
     "Options left out keep ExperimentConfig's defaults (SGD, momentum 0.9, lr 0.1, weight "
     "decay 1e-4, batch 128, 10 epochs, constant schedule, augmentation on, 5000 validation "
@@ -62,22 +73,22 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _TRAIN_EPILOG
     add = parser.add_argument
     add("--model", required=True, help="model name, e.g. resnet20 (see `python -m helpers models`)")
-    add("--dataset", required=True, choices=["cifar10", "cifar100"])
+    add("--dataset", required=True, choices=DATASETS)
     add("--data-dir", default=None,
         help="directory (or archive) holding the data; default: $CIFAR_DATA_DIR, else the Keras download")
     add("--epochs", dest="num_epochs", type=int, default=None, help="number of epochs")
     add("--batch-size", type=int, default=None, help="global batch size")
     add("--train-size", type=int, default=None, help="stratified training subset size")
     add("--validation-size", type=int, default=None, help="validation images held out (0: none)")
-    add("--optimizer", choices=["sgd", "adam"], default=None)
+    add("--optimizer", choices=OPTIMIZERS, default=None)
     add("--lr", dest="learning_rate", type=float, default=None,
         help="learning rate (peak / maximum for cosine, clr, onecycle)")
     add("--momentum", type=float, default=None, help="SGD momentum")
     add("--nesterov", action="store_true", default=None, help="Nesterov momentum")
     add("--weight-decay", type=float, default=None, help="decay coefficient on conv/dense kernels")
-    add("--weight-decay-mode", choices=["coupled", "decoupled"], default=None,
+    add("--weight-decay-mode", choices=WEIGHT_DECAY_MODES, default=None,
         help="coupled: L2 as in the papers (default); decoupled: AdamW style")
-    add("--schedule", choices=["constant", "step", "plateau", "cosine", "clr", "onecycle"], default=None)
+    add("--schedule", choices=SCHEDULES, default=None)
     add("--schedule-option", dest="schedule_options", action="append", type=_key_value, default=None,
         metavar="KEY=VALUE", help="schedule option, repeatable")
     add("--model-option", dest="model_options", action="append", type=_key_value, default=None,
@@ -90,7 +101,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--mixed-precision", type=_on_off, default=None,
         help="off, on (float16 on GPU, bfloat16 on CPU), mixed_float16 or mixed_bfloat16")
     add("--jit-compile", type=_on_off, default=None, help="XLA: off, on or auto")
-    add("--strategy", choices=["mirrored", "multiworker"], default=None, help="tf.distribute strategy")
+    add("--strategy", choices=[name for name in STRATEGIES if name], default=None,
+        help="tf.distribute strategy")
     add("--nondeterministic", dest="deterministic", action="store_false", default=None,
         help="allow nondeterministic (faster on GPU) kernels and pipelines")
     add("--no-gradient-norms", dest="record_gradient_norms", action="store_false", default=None,
@@ -98,7 +110,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--steps-per-execution", type=lambda text: text if text == "auto" else int(text), default=None)
     add("--name", default=None, help="free-text label (not part of the run id)")
     add("--runs-dir", default=None, help="where run records live (default: runs/ in the project)")
-    add("--progress", choices=["auto", "bar", "lines", "none"], default="auto",
+    add("--progress", choices=["auto", *PROGRESS_MODES], default="auto",
         help="progress display on stderr")
     add("--no-resume", dest="resume", action="store_false", help="discard an unfinished run's checkpoint")
     add("--json", action="store_true", help="print exactly one JSON object on stdout")
@@ -127,12 +139,12 @@ def config_from_arguments(args: argparse.Namespace):
     """The :class:`ExperimentConfig` the parsed options describe.
 
     Raises:
-        ValueError: for invalid values (the message names the field).
+        ValueError: for invalid values (the message names the field), an
+            unknown model or an option the model does not take; before any
+            data is read or TensorFlow imported.
 
     Used in: helpers.cli
     """
-    from helpers.experiment import ExperimentConfig
-
     values: dict[str, Any] = {}
     for name in _CONFIG_ARGUMENTS:
         value = getattr(args, name, None)
@@ -141,7 +153,9 @@ def config_from_arguments(args: argparse.Namespace):
         if name in ("model_options", "schedule_options"):
             value = dict(value)
         values[name] = value
-    return ExperimentConfig(**values)
+    config = ExperimentConfig(**values)
+    engine.check_names(config)
+    return config
 
 
 def _print_json(payload: dict) -> None:
@@ -158,11 +172,9 @@ def train_main(args: argparse.Namespace) -> int:
     Used in: helpers.cli
     """
     config = config_from_arguments(args)
-    from helpers.engine import run
-
     progress = "auto" if args.progress == "auto" else args.progress
     try:
-        record = run(config, runs_dir=args.runs_dir, progress=progress, resume=args.resume)
+        record = engine.run(config, runs_dir=args.runs_dir, progress=progress, resume=args.resume)
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -187,9 +199,7 @@ def lr_find_main(args: argparse.Namespace) -> int:
     Used in: helpers.cli
     """
     config = config_from_arguments(args)
-    from helpers.engine import find_learning_rate
-
-    result = find_learning_rate(
+    result = engine.find_learning_rate(
         config,
         min_learning_rate=getattr(args, "min_lr", 1e-5),
         max_learning_rate=getattr(args, "max_lr", 10.0),

@@ -1,8 +1,10 @@
-"""Project paths, resolved from this file and never from the working directory.
+"""Project paths and the environment variables that move or tune them.
 
-The same call therefore works from ``notebooks/``, from CI and in Colab. Each
-directory can be moved with an environment variable, for read-only checkouts
-or shared machines.
+Paths are resolved from this file and never from the working directory, so
+the same call works from ``notebooks/``, from CI and in Colab. Each directory
+can be moved with an environment variable, for read-only checkouts or shared
+machines. Every environment variable the project reads or sets is named here
+once.
 """
 
 from __future__ import annotations
@@ -10,16 +12,35 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# -- environment variables ---------------------------------------------------
+
+# Directories (read when this module is first imported).
+FIGURES_DIR_ENV = "CIFAR_LAB_FIGURES_DIR"
+REPORT_DIR_ENV = "CIFAR_LAB_REPORT_DIR"
+RUNS_DIR_ENV = "CIFAR_LAB_RUNS_DIR"
+CACHE_DIR_ENV = "CIFAR_LAB_CACHE_DIR"
+# A directory (or archive) holding the CIFAR files.
+DATA_DIR_ENV = "CIFAR_DATA_DIR"
+# The engine's progress display: "bar", "lines" or "none" (helpers.progress).
+PROGRESS_ENV = "CIFAR_LAB_PROGRESS"
+# The notebook a report kernel is executing (helpers.report sets it,
+# helpers.plots numbers figures by it).
+NOTEBOOK_ENV = "CIFAR_LAB_NOTEBOOK"
+# TensorFlow's own variables that the project sets or reads.
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+TF_CONFIG_ENV = "TF_CONFIG"
+
+# -- paths -------------------------------------------------------------------
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-FIGURES_DIR = Path(os.environ.get("CIFAR_LAB_FIGURES_DIR", PROJECT_ROOT / "figures"))
-REPORT_DIR = Path(os.environ.get("CIFAR_LAB_REPORT_DIR", PROJECT_ROOT / "report"))
-RUNS_DIR = Path(os.environ.get("CIFAR_LAB_RUNS_DIR", PROJECT_ROOT / "runs"))
-CACHE_DIR = Path(os.environ.get("CIFAR_LAB_CACHE_DIR", PROJECT_ROOT / ".cache"))
+FIGURES_DIR = Path(os.environ.get(FIGURES_DIR_ENV, PROJECT_ROOT / "figures"))
+REPORT_DIR = Path(os.environ.get(REPORT_DIR_ENV, PROJECT_ROOT / "report"))
+RUNS_DIR = Path(os.environ.get(RUNS_DIR_ENV, PROJECT_ROOT / "runs"))
+CACHE_DIR = Path(os.environ.get(CACHE_DIR_ENV, PROJECT_ROOT / ".cache"))
 # Where decoded CIFAR arrays are cached (see helpers.data).
 DATA_CACHE_DIR = CACHE_DIR / "data"
-# Environment variable naming a directory that holds CIFAR files.
-DATA_DIR_ENV = "CIFAR_DATA_DIR"
 
 
 def data_dir_from_env() -> Path | None:

@@ -44,7 +44,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from helpers import config
+from helpers import atomic, config
 
 # The seed of the fixed test subset that reduced profiles evaluate on: one
 # subset for every run, so their test numbers stay comparable.
@@ -749,11 +749,8 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
+        with atomic.replacing(path, "wb") as handle:
             np.savez(handle, **arrays)
-        os.replace(temporary, path)
     except OSError:
         # Read-only checkouts still work, only without the cache.
         pass

@@ -1,7 +1,9 @@
 """What a result was produced on: hardware, software versions, git revision.
 
 Run records, the report's stamp and the benchmarks all describe their
-machine with these functions, so the three always agree.
+machine with these functions, so the three always agree. Only
+:func:`describe_environment` imports TensorFlow (to name the GPUs it sees);
+everything else reads files, package metadata and ``git``.
 """
 
 from __future__ import annotations
@@ -159,3 +161,50 @@ def hardware(gpus: list[str] | None = None) -> dict[str, Any]:
     if onednn is not None:
         description["tensorflow_onednn"] = onednn
     return description
+
+
+
+def stamp(gpus: list[str] | None = None, versions: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Git state, software versions and hardware: the one machine stamp.
+
+    Without arguments it imports nothing heavy: versions from package
+    metadata, GPUs from nvidia-smi. The run records pass what TensorFlow
+    itself reports (:func:`describe_environment`); the report and the summary
+    can call it as it is.
+
+    Returns:
+        {"git": {"revision", "dirty"}, "versions": {python, tensorflow,
+        keras, numpy}, "hardware": :func:`hardware`}; the report's and the
+        figures' own outputs do not count as dirty code.
+    """
+    return {
+        # The report rewrites figures/ and report/ while it trains: those
+        # outputs do not make the code that trained a run "dirty".
+        "git": git_state(exclude=SERIES_OUTPUTS),
+        "versions": versions if versions is not None else software_versions(),
+        "hardware": hardware(gpus),
+    }
+
+
+def describe_environment() -> dict[str, Any]:
+    """The machine stamp of a run record: :func:`stamp` as TensorFlow sees the machine.
+
+    Imports TensorFlow: the GPUs named are the ones TensorFlow can use, and
+    the versions the ones imported. Call it from code that trains.
+
+    Used in: helpers.training (every run record).
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    gpus = []
+    for device in tf.config.list_physical_devices("GPU"):
+        try:
+            details = tf.config.experimental.get_device_details(device)
+        except (ValueError, RuntimeError):
+            details = {}
+        gpus.append(details.get("device_name", device.name))
+    versions = {"python": platform.python_version(), "tensorflow": tf.__version__,
+                "keras": keras.__version__, "numpy": np.__version__}
+    return stamp(gpus, versions)

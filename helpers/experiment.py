@@ -41,6 +41,8 @@ CONFIG_SCHEMA_VERSION = 1
 
 DATASETS = ("cifar10", "cifar100")
 OPTIMIZERS = ("sgd", "adam")
+# The names helpers.schedules.make_schedule accepts.
+SCHEDULES = ("constant", "step", "plateau", "cosine", "clr", "onecycle")
 WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 STRATEGIES = (None, "mirrored", "multiworker")
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")

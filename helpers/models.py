@@ -55,16 +55,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import math
 import sys
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import layers
 
+from helpers import model_registry
 from helpers.layers import BatchNormalization, EpsilonGate, ZeroPadShortcut
 
 INPUT_SHAPE = (32, 32, 3)
@@ -76,7 +75,7 @@ VGG_HEADS = ("linear", "vgg")
 SHORTCUTS = ("A", "B")
 STEMS = ("cifar", "imagenet")
 # The epsilon-ResNet paper's threshold and side-head loss weight.
-DEFAULT_EPSILON = 2.5
+DEFAULT_EPSILON = model_registry.DEFAULT_EPSILON
 DEFAULT_SIDE_LOSS_WEIGHT = 0.1
 
 # VGG conv stages as (filters, convs) pairs; each stage ends in a 2x2 max-pool,
@@ -662,57 +661,15 @@ def resnet(
 
 
 # --------------------------------------------------------------------------
-# Registry
+# Registry: the names and their options live in helpers.model_registry
+# (no Keras there, so the command line can refuse a typo at once).
+
+_BUILDERS: dict[str, Callable[..., keras.Model]] = {"vgg": vgg, "cifar_resnet": cifar_resnet, "resnet": resnet}
 
 
-@dataclasses.dataclass(frozen=True)
-class _Entry:
-    builder: Callable[..., keras.Model]
-    family: str
-    depth: int
-    # Arguments the name itself decides; a caller may not override them.
-    fixed: Mapping[str, object]
-    # Defaults that differ from the generic builder's; a caller may override.
-    defaults: Mapping[str, object] = dataclasses.field(default_factory=dict)
-
-    def allowed_options(self) -> list[str]:
-        parameters = inspect.signature(self.builder).parameters.values()
-        return sorted(
-            p.name
-            for p in parameters
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in self.fixed and p.name != "name"
-        )
-
-    def partial(self) -> Callable[..., keras.Model]:
-        return functools.partial(self.builder, **self.fixed, **self.defaults)
-
-
-def _registry() -> dict[str, _Entry]:
-    entries = {}
-    for depth in _VGG_STAGES:
-        entries[f"vgg{depth}"] = _Entry(vgg, "vgg", depth, {"depth": depth})
-    for depth in (20, 32, 44, 56, 110, 1202):
-        entries[f"resnet{depth}"] = _Entry(cifar_resnet, "cifar_resnet", depth, {"depth": depth})
-    for depth in (20, 32, 44, 56, 110):
-        entries[f"plain{depth}"] = _Entry(cifar_resnet, "cifar_plain", depth, {"depth": depth, "plain": True})
-    for depth in (20, 56, 110):
-        entries[f"preact_resnet{depth}"] = _Entry(
-            cifar_resnet, "cifar_preact_resnet", depth, {"depth": depth, "preactivation": True}
-        )
-    for depth in (20, 56, 110):
-        entries[f"eps_resnet{depth}"] = _Entry(
-            cifar_resnet,
-            "eps_resnet",
-            depth,
-            {"depth": depth, "preactivation": True},
-            {"epsilon": DEFAULT_EPSILON, "side_head": True, "name": f"eps_resnet{depth}"},
-        )
-    for depth in _IMAGENET_RESNET_BLOCKS:
-        entries[f"resnet{depth}"] = _Entry(resnet, "resnet", depth, {"depth": depth})
-    return entries
-
-
-_REGISTRY = _registry()
+def _builder(entry: model_registry.RegisteredModel) -> Callable[..., keras.Model]:
+    """The builder with the name's fixed arguments and defaults bound."""
+    return functools.partial(_BUILDERS[entry.builder], **entry.fixed, **entry.defaults)
 
 
 def list_models() -> list[str]:
@@ -720,13 +677,7 @@ def list_models() -> list[str]:
 
     Used in: 03_resnet_depth
     """
-    return sorted(_REGISTRY)
-
-
-def _lookup(name) -> _Entry:
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"Unknown model name. Allowed names: {', '.join(list_models())}. Received: name={name!r}")
-    return _REGISTRY[name]
+    return model_registry.list_models()
 
 
 def build_model(name: str, num_classes: int = 10, **options) -> keras.Model:
@@ -758,16 +709,8 @@ def build_model(name: str, num_classes: int = 10, **options) -> keras.Model:
 
     Used in: 01_vgg_gradients, 03_resnet_depth, 04_dropout, 05_cyclical_lr, 06_sparse_gates, 07_cifar100
     """
-    entry = _lookup(name)
-    allowed = entry.allowed_options()
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        received = ", ".join(f"{key}={options[key]!r}" for key in unknown)
-        raise ValueError(
-            f"Model {name!r} does not take option(s) {', '.join(unknown)}. "
-            f"Allowed options: {', '.join(allowed)}. Received: {received}"
-        )
-    return entry.partial()(num_classes, **options)
+    entry = model_registry.check_model(name, options)
+    return _builder(entry)(num_classes, **options)
 
 
 # --------------------------------------------------------------------------
@@ -872,9 +815,9 @@ def describe_models(num_classes: tuple[int, ...] = (10, 100)) -> dict[str, dict]
     small_builds: dict[tuple, tuple[keras.Model, keras.Model]] = {}
     table = {}
     for name in list_models():
-        entry = _REGISTRY[name]
-        if entry.builder is cifar_resnet:
-            variant = {k: v for k, v in entry.partial().keywords.items() if k not in ("depth", "name")}
+        entry = model_registry.REGISTRY[name]
+        if entry.builder == "cifar_resnet":
+            variant = {k: v for k, v in _builder(entry).keywords.items() if k not in ("depth", "name")}
             key = tuple(sorted(variant.items()))
             if key not in small_builds:
                 small_builds[key] = (
@@ -891,7 +834,7 @@ def describe_models(num_classes: tuple[int, ...] = (10, 100)) -> dict[str, dict]
             params = {c: extrapolate(lambda m, c=c: params_for_classes(m, c)) for c in num_classes}
             macs = extrapolate(count_macs)
         else:
-            model = entry.partial()(first)
+            model = _builder(entry)(first)
             params = {c: params_for_classes(model, c) for c in num_classes}
             macs = count_macs(model)
             del model
@@ -903,11 +846,7 @@ def describe_models(num_classes: tuple[int, ...] = (10, 100)) -> dict[str, dict]
 
 
 # --------------------------------------------------------------------------
-# Gates
-
-# Probe models reading each gate's input, cached per model so that a call
-# per epoch does not rebuild them; weak keys let the models be collected.
-_GATE_PROBES: "weakref.WeakKeyDictionary[keras.Model, keras.Model]" = weakref.WeakKeyDictionary()
+# Gates (their probes, which run the model, are in helpers.diagnostics)
 
 
 def gate_layer_names(model: keras.Model) -> list[str]:
@@ -919,62 +858,3 @@ def gate_layer_names(model: keras.Model) -> list[str]:
     Used in: 06_sparse_gates
     """
     return [layer.name for layer in _flat_layers(model) if isinstance(layer, EpsilonGate)]
-
-
-def _gate_residuals(model: keras.Model, images, training: bool) -> list:
-    """(gate layer name, that block's residual F on ``images``) per gated block."""
-    names = gate_layer_names(model)
-    if not names:
-        return []
-    probe = _GATE_PROBES.get(model)
-    if probe is None:
-        gate_layers = [model.get_layer(gate_name) for gate_name in names]
-        probe = keras.Model(model.input, [layer.input for layer in gate_layers], name=f"{model.name}_gate_probe")
-        _GATE_PROBES[model] = probe
-    residuals = probe(ops.convert_to_tensor(images, dtype="float32"), training=training)
-    if len(names) == 1 and not isinstance(residuals, (list, tuple)):
-        residuals = [residuals]
-    return list(zip(names, residuals))
-
-
-def gate_states(model: keras.Model, images, training: bool = False) -> dict[str, float]:
-    """Returns each gated block's gate value (0.0 = discarded, 1.0 = kept) on one batch.
-
-    The gate is a property of a mini-batch (it looks at the largest
-    ``|F|`` over the whole batch), so pass a fixed batch of the size used
-    in training to make epochs comparable.
-
-    Args:
-        model: A model built with ``epsilon > 0``.
-        images: One batch of normalised images, ``[N, 32, 32, 3]``.
-        training: Run batch norm (and dropout) in training mode, as the
-            gates see it during ``fit``. Note that this also updates batch
-            norm's moving statistics, as any training-mode call does; the
-            default (inference mode) leaves the model unchanged.
-
-    Returns:
-        ``{block name: gate}``, where the block name is the gate layer's name
-        without ``"_gate"`` (e.g. ``"stage2_block3"``); empty without gates.
-
-    Used in: 06_sparse_gates
-    """
-    states = {}
-    for gate_name, residual in _gate_residuals(model, images, training):
-        gate = model.get_layer(gate_name).gate_value(residual)
-        states[gate_name[: -len(GATE_SUFFIX)]] = float(ops.convert_to_numpy(gate))
-    return states
-
-
-def gate_responses(model: keras.Model, images, training: bool = False) -> dict[str, float]:
-    """Returns each gated block's largest residual response ``max |F|`` on one batch.
-
-    This is the number each gate compares with epsilon: a block is discarded
-    exactly when its largest response is at most epsilon, so the margin
-    ``max |F| - epsilon`` says how far a block is from being discarded (or
-    kept). Same arguments and block names as :func:`gate_states`.
-
-    Used in: 06_sparse_gates
-    """
-    return {gate_name[: -len(GATE_SUFFIX)]: float(ops.convert_to_numpy(ops.max(ops.abs(
-                ops.cast(residual, "float32")))))
-            for gate_name, residual in _gate_residuals(model, images, training)}

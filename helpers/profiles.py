@@ -74,9 +74,13 @@ class Profile:
         return dataclasses.asdict(self)
 
 
+# The profile names, defined here once (the report's --profile choices, the
+# notebooks' PROFILE parameter and the studies' "full scale only" arms use them).
+SMOKE, QUICK, FULL = "smoke", "quick", "full"
+
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile(
-        name="smoke",
+    SMOKE: Profile(
+        name=SMOKE,
         train_size=256,
         validation_size=128,
         test_size=500,
@@ -92,8 +96,8 @@ PROFILES: dict[str, Profile] = {
         lr_find_iterations=12,
         description="smoke test: tiny subsets, numbers are meaningless",
     ),
-    "quick": Profile(
-        name="quick",
+    QUICK: Profile(
+        name=QUICK,
         train_size=1500,
         validation_size=500,
         test_size=1000,
@@ -114,8 +118,8 @@ PROFILES: dict[str, Profile] = {
         description="quick: real data at reduced scale on a 2-core CPU (1,500 training images, "
                     "batch 64, quarter-width VGG/ResNet-18/50, 3-8 epochs, 2 seeds, 1,000 test images)",
     ),
-    "full": Profile(
-        name="full",
+    FULL: Profile(
+        name=FULL,
         train_size=None,
         validation_size=5000,
         test_size=None,
@@ -133,6 +137,8 @@ PROFILES: dict[str, Profile] = {
                     "full width, 160-200 epochs, 3 seeds)",
     ),
 }
+
+PROFILE_NAMES = tuple(PROFILES)  # smallest first
 
 
 def get_profile(name: str) -> Profile:

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from helpers import atomic
 from helpers.experiment import ExperimentConfig
 
 RECORD_SCHEMA_VERSION = 1
@@ -54,20 +55,40 @@ def _json_ready(value: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
-    """Writes strict JSON to ``path`` via a temporary file and ``os.replace``.
+    """Writes strict JSON to ``path`` atomically (see :mod:`helpers.atomic`).
 
-    The temporary file is flushed and fsynced first, so after a crash the
-    path holds either the old content or the new, complete one.
+    After a crash the path holds either the old content or the new, complete
+    one. Non-finite numbers are written as null.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    text = json.dumps(_json_ready(payload), indent=1, allow_nan=False)
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    atomic.write_text(path, json.dumps(_json_ready(payload), indent=1, allow_nan=False))
+
+
+# The type of each field a record file may hold (None allowed where the
+# attribute's default is None), checked when a record is read so that a
+# file of the wrong shape is reported as damaged instead of failing later.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "status": (str,), "history": (dict,), "test": (dict,),
+    "test_predictions": (dict,), "diverged_epoch": (int, type(None)), "wall_seconds": (int, float),
+    "train_images_per_second": (int, float, type(None)), "diagnostics": (dict,), "data": (dict,),
+    "environment": (dict,), "parameter_count": (int, type(None)), "schedule": (dict,),
+    "sessions": (list,), "created": (str, type(None)), "finished": (str, type(None)),
+    "error": (str, type(None)), "notes": (list,), "schema_version": (int,),
+}
+
+
+def _check_shape(payload: Mapping[str, Any]) -> None:
+    """Raises ValueError naming the first field of the wrong type or shape."""
+    for key, types in _FIELD_TYPES.items():
+        if key in payload and (not isinstance(payload[key], types) or isinstance(payload[key], bool)):
+            names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in types)
+            raise ValueError(f"field {key!r} must be {names}. Received: {type(payload[key]).__name__}")
+    if payload["status"] not in STATUSES:
+        raise ValueError(f"field 'status' must be one of {list(STATUSES)}. Received: {payload['status']!r}")
+    for key, values in payload.get("history", {}).items():
+        if not isinstance(values, list):
+            raise ValueError(f"history[{key!r}] must be a list. Received: {type(values).__name__}")
+    if not isinstance(payload["config"], Mapping):
+        raise ValueError(f"field 'config' must be an object. Received: {type(payload['config']).__name__}")
 
 
 @dataclasses.dataclass
@@ -198,18 +219,24 @@ class RunRecord:
             ValueError: if the payload is not a run record of a known schema.
         """
         where = f" ({path})" if path else ""
-        if not isinstance(payload, Mapping) or "run_id" not in payload or "config" not in payload:
-            raise ValueError(f"Not a run record{where}: expected keys 'run_id' and 'config'. "
+        required = ("run_id", "status", "config")
+        if not isinstance(payload, Mapping) or any(key not in payload for key in required):
+            raise ValueError(f"Not a run record{where}: expected keys {list(required)}. "
                              f"Received: {sorted(payload) if isinstance(payload, Mapping) else type(payload).__name__}")
         version = payload.get("schema_version", 1)
-        if version > RECORD_SCHEMA_VERSION:
+        if isinstance(version, int) and version > RECORD_SCHEMA_VERSION:
             raise ValueError(
                 f"Run record{where} has schema version {version}, newer than this code's "
                 f"{RECORD_SCHEMA_VERSION}: update the project. Received: {version}"
             )
+        try:
+            _check_shape(payload)
+            config = ExperimentConfig.from_dict(payload["config"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Not a run record{where}: {error}") from None
         fields = {field.name for field in dataclasses.fields(cls)}
         values = {key: payload[key] for key in fields if key in payload and key not in ("config", "path")}
-        return cls(config=ExperimentConfig.from_dict(payload["config"]), path=path, **values)
+        return cls(config=config, path=path, **values)
 
     @classmethod
     def from_json(cls, text: str, path: Path | None = None) -> "RunRecord":

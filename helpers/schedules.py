@@ -41,11 +41,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from helpers.experiment import SCHEDULES
+
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 
 _register = keras.saving.register_keras_serializable(package="cifar_lab")
 
-SCHEDULE_NAMES = ("constant", "step", "plateau", "cosine", "clr", "onecycle")
+# The names make_schedule accepts (defined with the configuration, which checks them without Keras).
+SCHEDULE_NAMES = SCHEDULES
 CLR_MODES = ("triangular", "triangular2", "exp_range")
 
 

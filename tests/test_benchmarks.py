@@ -47,7 +47,7 @@ class _FakeWorker:
 def test_each_round_times_every_variant_and_the_first_moves_on():
     log = []
     workers = {name: _FakeWorker(name, log, rate) for name, rate in (("a", 300.0), ("b", 250.0), ("c", 200.0))}
-    rates = dict(zip(workers, rotation.throughput._rotate(list(workers.values()), rounds=4)))
+    rates = dict(zip(workers, rotation.throughput.rotate(list(workers.values()), rounds=4)))
     assert log == ["a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"]
     assert rates == {"a": [300.0] * 4, "b": [250.0] * 4, "c": [200.0] * 4}
     summary = rotation.summarise(rates, reference="c")

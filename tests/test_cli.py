@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -66,3 +68,74 @@ def test_models_json_lists_every_model_with_size_and_cost():
     # He et al. Table 6, within 2%.
     for name, published in (("resnet20", 0.27e6), ("resnet56", 0.85e6), ("resnet110", 1.7e6)):
         assert abs(table[name]["params_10"] - published) / published < 0.02
+
+
+# -- bad input is refused before any work ----------------------------------
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--model", "nosuch"], "Unknown model name"),
+    (["--model", "vgg11", "--model-option", "depthh=3"], "does not take option(s) depthh"),
+])
+def test_train_refuses_an_unknown_model_or_option_at_once_leaving_nothing(tmp_path, bad, message):
+    fx.write_cifar10_python(tmp_path / "data", per_class=10)
+    started = time.perf_counter()
+    result = _run("train", *bad, "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
+                  "--train-size", "64", "--batch-size", "32", "--validation-size", "50", "--epochs", "1",
+                  "--runs-dir", str(tmp_path / "runs"),
+                  env_extra={"CIFAR_LAB_CACHE_DIR": str(tmp_path / "cache")})
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()  # one line, no traceback
+    assert message in line and "Received" in line
+    assert elapsed < 5, f"took {elapsed:.1f} s"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+
+
+def test_refusing_an_unknown_model_reads_no_data_and_imports_no_tensorflow(tmp_path):
+    code = (
+        "import json, sys\n"
+        "from helpers import data\n"
+        "def no_data(*args, **kwargs):\n"
+        "    raise AssertionError('the data was read')\n"
+        "data.load_cifar = no_data\n"
+        "from helpers.cli import main\n"
+        f"status = main(['train', '--model', 'nosuch', '--dataset', 'cifar10', '--runs-dir', {str(tmp_path)!r}])\n"
+        "print(json.dumps({'status': status, 'tensorflow': 'tensorflow' in sys.modules,\n"
+        "                  'keras': 'keras' in sys.modules}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert json.loads(result.stdout) == {"status": 2, "tensorflow": False, "keras": False}, result.stderr
+    assert "Unknown model name" in result.stderr
+
+
+# -- TensorFlow's start-up lines -------------------------------------------
+
+
+def _without_log_level() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def test_importing_helpers_quiets_tensorflow_unless_the_user_chose_a_level():
+    code = "import os, helpers; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
+    expected = "2" if os.path.exists("/proc/driver/nvidia/version") else "3"
+    chosen = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=_without_log_level(),
+                            capture_output=True, text=True, timeout=60)
+    assert chosen.stdout.strip() == expected, chosen.stderr
+    kept = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT,
+                          env={**_without_log_level(), "TF_CPP_MIN_LOG_LEVEL": "0"},
+                          capture_output=True, text=True, timeout=60)
+    assert kept.stdout.strip() == "0", kept.stderr
+
+
+def test_tensorflow_prints_no_start_up_errors_or_warnings_after_helpers():
+    code = "import helpers, tensorflow as tf; print(float(tf.constant(1.0) + 1))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=_without_log_level(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip() == "2.0", result.stderr
+    assert "cuInit" not in result.stderr
+    # absl's C++ log lines start "W0000 00:00:..." (warnings), "E0000 ..." (errors). Its
+    # informational lines from before absl is initialised ("I0000 ... cudart_stub.cc"),
+    # are printed whatever the level (abseil/abseil-cpp#1718): not checked here.
+    assert not re.search(r"^[WE]\d{4} ", result.stderr, flags=re.MULTILINE), result.stderr

@@ -123,7 +123,7 @@ def test_record_writes_strict_json_and_reads_back(tmp_path):
 
 
 def test_label_smoothing_loss_matches_its_formula():
-    from helpers.engine import _make_loss
+    from helpers.compilation import make_loss
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(6, 5)).astype(np.float32)
@@ -132,24 +132,24 @@ def test_label_smoothing_loss_matches_its_formula():
     targets = np.full((6, 5), 0.1 / 5)
     targets[np.arange(6), labels] += 0.9
     expected = float(np.mean(-(targets * log_probs).sum(axis=1)))
-    assert float(_make_loss(0.1)(labels, logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(make_loss(0.1)(labels, logits)) == pytest.approx(expected, rel=1e-5)
     plain = float(np.mean(-log_probs[np.arange(6), labels]))
-    assert float(_make_loss(0.0)(labels, logits)) == pytest.approx(plain, rel=1e-5)
+    assert float(make_loss(0.0)(labels, logits)) == pytest.approx(plain, rel=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["coupled", "decoupled"])
 def test_weight_decay_reaches_kernels_only(mode):
     import keras
 
-    from helpers.engine import _optimizer_class
+    from helpers.compilation import OPTIMIZER_CLASSES
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
     kernel, bias = model.trainable_variables
     kernel_before, bias_before = kernel.numpy().copy(), bias.numpy().copy()
     rate, decay = 0.1, 0.5
-    optimizer = _optimizer_class("sgd")(learning_rate=rate, momentum=0.0,
-                                        kernel_decay=decay, kernel_decay_mode=mode)
+    optimizer = OPTIMIZER_CLASSES["sgd"](learning_rate=rate, momentum=0.0,
+                                         kernel_decay=decay, kernel_decay_mode=mode)
     gradients = [np.ones_like(kernel_before), np.ones_like(bias_before)]
     optimizer.apply(gradients, model.trainable_variables)
     if mode == "coupled":  # w -= rate * (g + decay * w)
@@ -176,7 +176,7 @@ RECORD_KEYS = {
 }
 
 
-def test_run_records_everything_and_second_call_is_cached(tmp_path, data10, monkeypatch):
+def test_run_records_everything_and_second_call_is_cached(tmp_path, data10):
     from helpers import engine
 
     config = tiny_config(name="first")
@@ -224,11 +224,7 @@ def test_run_records_everything_and_second_call_is_cached(tmp_path, data10, monk
     assert len(norms) == 9  # VGG-11: 8 convolutions and the classifier
     assert all(len(v) == 3 and all(x > 0 and math.isfinite(x) for x in v) for v in norms.values())
 
-    # The cache answers without building a model.
-    def no_model(*args, **kwargs):
-        raise AssertionError("a cached run must not build its model")
-
-    monkeypatch.setattr(engine, "_build_model", no_model)
+    # The cache answers at once, without building a model or importing TensorFlow.
     started = time.perf_counter()
     cached = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
     assert time.perf_counter() - started < 5
@@ -239,6 +235,43 @@ def test_run_records_everything_and_second_call_is_cached(tmp_path, data10, monk
     # The run id also hashes the data: other pixels, other run.
     other_data = synthetic_cifar(seed=1)
     assert engine.resolve_run_id(config, other_data, tmp_path) != record.run_id
+
+    code = ("import json, sys\n"
+            "from helpers import engine\n"
+            "from tests.engine_helpers import synthetic_cifar, tiny_config\n"
+            "record = engine.run(tiny_config(name='first'), runs_dir=sys.argv[1], data=synthetic_cifar(),\n"
+            "                    progress=False)\n"
+            "print(json.dumps([record.run_id, 'tensorflow' in sys.modules, 'keras' in sys.modules]))\n")
+    fresh = subprocess.run([*python_command(code), str(tmp_path)], cwd=PROJECT_ROOT, env=subprocess_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert json.loads(fresh.stdout) == [record.run_id, False, False], fresh.stderr
+
+
+def test_run_ids_of_known_configurations_never_change(tmp_path, monkeypatch):
+    """Cached and committed records stay valid only while their ids do. These ids
+    were computed by the engine before it was split into modules (issue 16)."""
+    from helpers import engine, runs
+    from tests.cifar_fixtures import write_cifar10_python
+
+    data = synthetic_cifar()
+    assert engine.resolve_run_id(tiny_config(), data, tmp_path) == "vgg11-cifar10-34e58f2d3379"
+    assert runs.content_digest(runs.as_run_data(data, tiny_config())) == "dc0e3f5f74044b515b00"
+    pinned = ExperimentConfig(model="resnet20", batch_size=32, num_epochs=3, validation_size=32,
+                              train_size=64, learning_rate=0.05, schedule="onecycle",
+                              model_options={"width_multiplier": 0.5}, seed=2, name="pinned")
+    assert engine.resolve_run_id(pinned, data, tmp_path) == "resnet20-cifar10-ae49f503a822"
+    data100 = synthetic_cifar(num_classes=100, seed=3)
+    assert engine.resolve_run_id(tiny_config(dataset="cifar100"), data100, tmp_path) == "vgg11-cifar100-ab2e5207a261"
+    # Loaded from files: the first lookup hashes the decoded splits, the second
+    # finds the digest in the data-identity memo; both give the same id.
+    from helpers import config as project_config
+
+    monkeypatch.setattr(project_config, "DATA_CACHE_DIR", tmp_path / "cache")  # not the project's
+    write_cifar10_python(tmp_path / "data", per_class=10)
+    from_files = ExperimentConfig(model="resnet20", data_dir=str(tmp_path / "data"), validation_size=50,
+                                  train_size=64, batch_size=32, num_epochs=2)
+    for _ in range(2):
+        assert engine.resolve_run_id(from_files, runs_dir=tmp_path / "runs") == "resnet20-cifar10-e6a50f9c5735"
 
 
 def test_nan_loss_marks_run_diverged_without_raising(tmp_path, data10):
@@ -290,7 +323,9 @@ RESUME_SCRIPT = textwrap.dedent(
     from helpers import engine
     from tests.engine_helpers import synthetic_cifar, tiny_config
 
-    original_save = engine._Checkpointer.save
+    from helpers.checkpoints import Checkpointer
+
+    original_save = Checkpointer.save
 
     def save_then_stall(self, model, epochs_completed, state):
         original_save(self, model, epochs_completed, state)
@@ -298,7 +333,7 @@ RESUME_SCRIPT = textwrap.dedent(
             print("checkpointed", flush=True)
             time.sleep(600)  # the test kills us here, in the middle of fit()
 
-    engine._Checkpointer.save = save_then_stall
+    Checkpointer.save = save_then_stall
     config = tiny_config(num_epochs=4, schedule="step", schedule_options={"boundary_epochs": [2]})
     record = engine.run(config, runs_dir=sys.argv[1], data=synthetic_cifar(), progress="lines")
     print("status", record.status, flush=True)
@@ -371,13 +406,15 @@ def test_eps_resnet_records_gates_and_uses_the_side_head(tmp_path, data10):
 def test_training_mode_gate_diagnostic_leaves_the_model_unchanged(tmp_path, data10):
     import numpy as np
 
-    from helpers import engine, models
+    from helpers import models
+    from helpers.compilation import compile_model
+    from helpers.diagnostics import Diagnostics, gate_states
 
     config = tiny_config(model="eps_resnet20", num_epochs=1, model_options={"width_multiplier": 0.25})
-    compiled = engine._compile(config, 10, 1, None)
+    compiled = compile_model(config, 10, 1)
     model = compiled.model
     images = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
-    diagnostics = engine._Diagnostics(compiled, images, np.zeros(8, dtype="int64"), False, None)
+    diagnostics = Diagnostics(compiled, images, np.zeros(8, dtype="int64"), False)
     before = [v.numpy().copy() for v in model.variables]
     states = diagnostics.gate_states_in_training_mode()
     # Batch norm's moving statistics (and every other variable) are as before ...
@@ -385,7 +422,7 @@ def test_training_mode_gate_diagnostic_leaves_the_model_unchanged(tmp_path, data
     # ... and the states are the training-mode gates (which use batch statistics,
     # so the direct call, which does move the statistics, gives the same gates).
     assert list(states) == [n.removesuffix("_gate") for n in models.gate_layer_names(model)]
-    assert states == models.gate_states(model, images, training=True)
+    assert states == gate_states(model, images, training=True)
     assert not all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.variables))
 
 
@@ -428,14 +465,15 @@ def test_cli_train_prints_one_json_record_and_then_serves_the_cache(tmp_path):
 def test_interrupt_saves_an_interrupted_record_and_the_next_call_resumes(tmp_path, data10,
                                                                          monkeypatch, capsys):
     from helpers import engine
+    from helpers.checkpoints import Checkpointer
 
-    original_save = engine._Checkpointer.save
+    original_save = Checkpointer.save
 
     def save_then_interrupt(self, model, epochs_completed, state):
         original_save(self, model, epochs_completed, state)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine._Checkpointer, "save", save_then_interrupt)
+    monkeypatch.setattr(Checkpointer, "save", save_then_interrupt)
     config = tiny_config(num_epochs=2)
     with pytest.raises(KeyboardInterrupt):
         engine.run(config, runs_dir=tmp_path, data=data10, progress="bar")
@@ -445,7 +483,7 @@ def test_interrupt_saves_an_interrupted_record_and_the_next_call_resumes(tmp_pat
     assert interrupted.status == "interrupted" and "KeyboardInterrupt" in interrupted.error
     assert interrupted.history["epoch"] == [1]
 
-    monkeypatch.setattr(engine._Checkpointer, "save", original_save)
+    monkeypatch.setattr(Checkpointer, "save", original_save)
     record = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
     assert record.status == "completed" and record.error is None
     assert record.history["epoch"] == [1, 2]
@@ -455,7 +493,8 @@ def test_interrupt_saves_an_interrupted_record_and_the_next_call_resumes(tmp_pat
 def test_plateau_counters_survive_a_checkpoint():
     import keras
 
-    from helpers.engine import _callback_state, _decode_floats, _encode_floats, _make_state_restorer
+    from helpers.checkpoints import callback_state, decode_floats, encode_floats
+    from helpers.training import CallbackStateRestorer
     from helpers.schedules import make_plateau_callback
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -464,10 +503,10 @@ def test_plateau_counters_survive_a_checkpoint():
     before.set_model(model)
     before.on_train_begin()
     before.wait, before.best, before.cooldown_counter = 3, 0.42, 1
-    saved = _decode_floats(json.loads(json.dumps(_encode_floats([_callback_state(before)]))))
+    saved = decode_floats(json.loads(json.dumps(encode_floats([callback_state(before)]))))
 
     after = make_plateau_callback(patience=5)
-    restorer = _make_state_restorer()([after], saved)
+    restorer = CallbackStateRestorer([after], saved)
     for callback in (after, restorer):  # the order fit calls them in
         callback.set_model(model)
         callback.on_train_begin()
@@ -475,7 +514,7 @@ def test_plateau_counters_survive_a_checkpoint():
 
 
 def test_deterministic_runs_take_one_step_per_call():
-    from helpers import engine
+    from helpers.compilation import AUTO_STEPS_PER_EXECUTION, compile_model
 
     # Several steps per call run in a tf.while_loop that did not repeat bit
     # for bit (gated nets); deterministic runs therefore take one step per call.
@@ -483,9 +522,9 @@ def test_deterministic_runs_take_one_step_per_call():
              (dict(deterministic=True, steps_per_execution="auto"), 1, False),
              (dict(deterministic=False, steps_per_execution=3), 3, False),
              (dict(deterministic=False, steps_per_execution="auto"),
-              engine._AUTO_STEPS_PER_EXECUTION["cpu"], False)]
+              AUTO_STEPS_PER_EXECUTION["cpu"], False)]
     for changes, expected, noted in cases:
-        compiled = engine._compile(tiny_config(num_epochs=1, **changes), 10, 8, None)
+        compiled = compile_model(tiny_config(num_epochs=1, **changes), 10, 8)
         assert compiled.steps_per_execution == expected, changes
         assert compiled.model.steps_per_execution == expected, changes
         assert any("steps_per_execution" in note for note in compiled.notes) == noted, changes

@@ -45,8 +45,6 @@ def test_outside_a_checkout_the_stamp_says_unknown(tmp_path):
 
 
 def test_run_records_use_the_same_exclusion(monkeypatch):
-    from helpers import engine
-
     seen = {}
 
     def fake_git_state(project_root=None, exclude=()):
@@ -54,7 +52,7 @@ def test_run_records_use_the_same_exclusion(monkeypatch):
         return {"revision": "r", "dirty": False}
 
     monkeypatch.setattr(environment, "git_state", fake_git_state)
-    assert engine.describe_environment()["git"] == {"revision": "r", "dirty": False}
+    assert environment.describe_environment()["git"] == {"revision": "r", "dirty": False}
     assert seen["exclude"] == environment.SERIES_OUTPUTS
 
 

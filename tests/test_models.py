@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import models
+from helpers import diagnostics, model_registry, models
 from helpers.layers import DEFAULT_GATE_SHARPNESS, EpsilonGate, ZeroPadShortcut
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +197,7 @@ def test_logits_stay_float32_under_mixed_precision():
         assert model.get_layer("stage1_block1_conv1").compute_dtype == "float16"
         assert outputs["logits"].dtype == "float32" and outputs["side_logits"].dtype == "float32"
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(outputs["logits"])))
-        states = models.gate_states(model, _images())
+        states = diagnostics.gate_states(model, _images())
         assert set(states.values()) <= {0.0, 1.0}
     finally:
         keras.config.set_dtype_policy(previous)
@@ -332,6 +332,20 @@ def test_bad_names_and_options_raise_value_error(name, options, fragment):
     assert fragment in str(error.value)
 
 
+def test_the_registry_lists_exactly_each_builders_keyword_options():
+    # helpers.model_registry checks names and options without Keras; its
+    # lists must stay the builders' own keyword-only parameters.
+    import inspect
+
+    for builder in (models.vgg, models.cifar_resnet, models.resnet):
+        parameters = inspect.signature(builder).parameters.values()
+        own = {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY} - {"depth", "name"}
+        assert set(model_registry.BUILDER_OPTIONS[builder.__name__]) == own, builder.__name__
+    assert models.list_models() == model_registry.list_models()
+    with pytest.raises(ValueError, match="Unknown model name"):
+        models.build_model("resnet21")
+
+
 def test_unknown_option_message_lists_the_allowed_options():
     with pytest.raises(ValueError) as error:
         models.build_model("eps_resnet56", gating=True)
@@ -396,7 +410,7 @@ def test_gate_gradients_are_finite(largest):
 
 def test_gated_off_blocks_return_exactly_their_shortcut():
     model = models.build_model("eps_resnet20", epsilon=1e9, **SMALL)
-    states = models.gate_states(model, _images(4))
+    states = diagnostics.gate_states(model, _images(4))
     assert len(states) == 9 and set(states.values()) == {0.0}
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     probe = keras.Model(model.input, [t for layer in adds for t in (layer.output, layer.input[0])])
@@ -407,7 +421,7 @@ def test_gated_off_blocks_return_exactly_their_shortcut():
 
 def test_open_gates_add_the_residual_unchanged():
     model = models.build_model("eps_resnet20", epsilon=1e-3, **SMALL)
-    assert set(models.gate_states(model, _images(4)).values()) == {1.0}
+    assert set(diagnostics.gate_states(model, _images(4)).values()) == {1.0}
     block = "stage2_block2"
     probe = keras.Model(
         model.input,
@@ -422,24 +436,24 @@ def test_gate_states_and_names():
     model = models.build_model("eps_resnet56", **SMALL)
     names = models.gate_layer_names(model)
     assert len(names) == 27 and names[0] == "stage1_block1_gate" and names[-1] == "stage3_block9_gate"
-    states = models.gate_states(model, _images(4))
+    states = diagnostics.gate_states(model, _images(4))
     assert list(states) == [n.removesuffix("_gate") for n in names]
     assert set(states.values()) <= {0.0, 1.0}
     assert model.get_layer("stage2_block3_gate").epsilon == models.DEFAULT_EPSILON == 2.5
     ungated = models.build_model("eps_resnet56", epsilon=0.0, **SMALL)
-    assert models.gate_layer_names(ungated) == [] and models.gate_states(ungated, _images()) == {}
-    assert models.gate_states(models.build_model("resnet20", **SMALL), _images()) == {}
+    assert models.gate_layer_names(ungated) == [] and diagnostics.gate_states(ungated, _images()) == {}
+    assert diagnostics.gate_states(models.build_model("resnet20", **SMALL), _images()) == {}
     # Post-activation blocks gate the second batch norm's output.
     post_activation = models.build_model("resnet20", epsilon=1e9, **SMALL)
     gate = post_activation.get_layer("stage3_block2_gate")
     assert gate.input is post_activation.get_layer("stage3_block2_bn2").output
-    assert set(models.gate_states(post_activation, _images()).values()) == {0.0}
+    assert set(diagnostics.gate_states(post_activation, _images()).values()) == {0.0}
 
 
 def test_gate_responses_are_the_largest_residual_and_decide_the_gate():
     model = models.build_model("eps_resnet20", **SMALL)
     images = _images(4)
-    responses = models.gate_responses(model, images)
+    responses = diagnostics.gate_responses(model, images)
     names = models.gate_layer_names(model)
     assert list(responses) == [n.removesuffix("_gate") for n in names]
     probe = keras.Model(model.input, [model.get_layer(n).input for n in names])
@@ -451,8 +465,8 @@ def test_gate_responses_are_the_largest_residual_and_decide_the_gate():
     for epsilon, expected in ((0.99 * largest, 1.0), (1.01 * largest, 0.0)):
         gated = models.build_model("eps_resnet20", epsilon=epsilon, **SMALL)
         gated.set_weights(model.get_weights())
-        assert models.gate_states(gated, images)[block] == expected
-    assert models.gate_responses(models.build_model("resnet20", **SMALL), images) == {}
+        assert diagnostics.gate_states(gated, images)[block] == expected
+    assert diagnostics.gate_responses(models.build_model("resnet20", **SMALL), images) == {}
 
 
 def test_side_head_sits_after_the_middle_block_of_stage_two():
@@ -541,7 +555,7 @@ def test_subsample_matches_strided_slicing_in_values_and_gradients(shape, stride
 _BACKEND_SCRIPT = textwrap.dedent(
     """
     import keras, numpy as np
-    from helpers import models
+    from helpers import diagnostics, models
     assert keras.backend.backend() == BACKEND, keras.backend.backend()
     images = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
     labels = np.array([0, 1, 2, 3])
@@ -556,10 +570,10 @@ _BACKEND_SCRIPT = textwrap.dedent(
         assert all(np.isfinite(float(v)) for v in result.values()), result
         after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
         assert any(not np.array_equal(a, b) for a, b in zip(before, after)), name
-    states = models.gate_states(model, images)
+    states = diagnostics.gate_states(model, images)
     assert len(states) == 9 and set(states.values()) <= {0.0, 1.0}, states
     closed = models.build_model("eps_resnet20", width_multiplier=0.25, epsilon=1e9)
-    assert set(models.gate_states(closed, images).values()) == {0.0}
+    assert set(diagnostics.gate_states(closed, images).values()) == {0.0}
     print("BACKEND_OK")
     """
 )

@@ -59,6 +59,12 @@ def test_every_notebook_executes_and_renders(smoke_series):
     assert page.count("<img") >= len(figures)
     # Numbers in Findings come from run records of this execution.
     assert "best validation accuracy" in page
+    # Smoke runs one seed: no comparison may claim a direction.
+    assert "one seed cannot support a claim" in page and " beats " not in page
+    # A page a reader can trust: no reprs, no TensorFlow start-up log, the profile stated first.
+    for noise in ("PosixPath", "absl::InitializeLog", "cuInit", "cudart_stub", "<Figure size"):
+        assert noise not in page, noise
+    assert page.index("What these numbers can show") < page.index("this report (smoke)")
     records = list((root / "runs").glob("*/record.json"))
     assert records and all(json.loads(p.read_text())["status"] in ("completed", "diverged")
                             for p in records)
@@ -84,4 +90,6 @@ def test_second_report_retrains_nothing(smoke_series):
     assert second.returncode == 0, second.stderr[-4000:]
     records_after = {p: p.stat().st_mtime_ns for p in (smoke_series["root"] / "runs").glob("*/record.json")}
     assert records_after == records_before  # no record rewritten: every run came from the cache
+    page = (smoke_series["root"] / "report" / "index.html").read_text(encoding="utf-8")
+    assert "from cache" in page
     assert time.perf_counter() - started < smoke_series["first_seconds"]

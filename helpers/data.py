@@ -192,6 +192,26 @@ class CifarData:
     from_cache: bool = False
     seed: int = 0
 
+    def split_table(self):
+        """The splits as a small table: images, classes and images per class.
+
+        Returns:
+            A pandas DataFrame indexed by split ("train", "validation", "test").
+
+        Used in: 00_data
+        """
+        import pandas as pd
+
+        rows = {}
+        for split, labels in (("train", self.y_train), ("validation", self.y_val), ("test", self.y_test)):
+            counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=self.num_classes)
+            rows[split] = {"images": int(labels.shape[0]), "classes": int(np.count_nonzero(counts)),
+                           "images per class": (f"{counts.min():,}" if counts.min() == counts.max()
+                                                else f"{counts.min():,}-{counts.max():,}")}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table.index.name = f"{self.name} split"
+        return table
+
     def summary(self) -> dict:
         """A JSON-ready description: source, split shapes, classes, statistics."""
         mean, std = channel_stats(self.x_train)

@@ -70,6 +70,10 @@ class Profile:
             )
         return self.epochs[key]
 
+    def _repr_markdown_(self) -> str:
+        # How a notebook's setup cell shows the profile: a sentence, not a repr.
+        return f"**Profile `{self.name}`.** {self.description[0].upper()}{self.description[1:]}."
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

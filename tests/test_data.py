@@ -372,3 +372,19 @@ def test_real_cifar100(real_data_dir):
     np.testing.assert_allclose(mean, [0.5071, 0.4865, 0.4409], atol=5e-4)
     np.testing.assert_array_equal(
         np.asarray(data.CIFAR100_FINE_TO_COARSE)[loaded.y_test], loaded.y_test_coarse)
+
+
+def test_split_table_counts_images_and_classes_per_split():
+    from tests.engine_helpers import synthetic_cifar
+
+    table = synthetic_cifar(num_train=40, num_val=20, num_test=10).split_table()
+    assert list(table.index) == ["train", "validation", "test"] and table.index.name == "cifar10 split"
+    assert table.loc["train", "images"] == 40 and table.loc["test", "images"] == 10
+    assert table.loc["train", "classes"] <= 10
+
+
+def test_profile_shows_as_a_sentence_in_a_notebook():
+    from helpers.profiles import get_profile
+
+    text = get_profile("quick")._repr_markdown_()
+    assert text.startswith("**Profile `quick`.** Quick: real data") and "2 seeds" in text

@@ -21,7 +21,7 @@ import math
 from typing import Mapping
 
 from helpers.experiment import ExperimentConfig
-from helpers.profiles import Profile
+from helpers.profiles import FULL, Profile
 
 # Weight decay of kuangliu/pytorch-cifar and weiaicunzai/pytorch-cifar100
 # (5e-4); He et al. used 1e-4 with 64k iterations. The larger value suits the
@@ -295,7 +295,7 @@ def warmup_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
 
     Used in: 03_resnet_depth
     """
-    if profile.name != "full":
+    if profile.name != FULL:
         return {}
     base = base_config(profile, "03", data_dir, model="resnet110", schedule="step")
     return _arms(
@@ -337,7 +337,7 @@ def cyclical_base(profile: Profile, data_dir=None) -> ExperimentConfig:
 
     Used in: 05_cyclical_lr
     """
-    model = "resnet56" if profile.name == "full" else "resnet20"
+    model = "resnet56" if profile.name == FULL else "resnet20"
     return base_config(profile, "05", data_dir, model=model, weight_decay=1e-4)
 
 
@@ -501,13 +501,39 @@ def describe_arms(arms: Mapping[tuple, Arm]):
     return frame
 
 
+RANGE_TEST_KEYS = ("learning_rates", "losses", "smoothed_losses", "suggested_base_learning_rate",
+                   "suggested_max_learning_rate")
+
+
 def _range_test_path(config: ExperimentConfig, num_iterations: int, runs_dir=None):
+    """``<runs_dir>/lr_find/<run id>-<iterations>.json``: keyed like a run, by the
+    configuration *and* the data it trains on (the run id hashes both)."""
     from pathlib import Path
 
     from helpers import config as project_config
+    from helpers.runs import resolve_run_id
 
     directory = Path(runs_dir) if runs_dir is not None else project_config.RUNS_DIR
-    return directory / "lr_find" / f"{config.config_hash}-{num_iterations}.json"
+    return directory / "lr_find" / f"{resolve_run_id(config, runs_dir=directory)}-{num_iterations}.json"
+
+
+def _read_range_test(path) -> dict | None:
+    """The cached result, or None (with a one-line warning naming the file) when damaged."""
+    import json
+    import sys
+
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        print(f"warning: {path}: unreadable LR range test ({error}); it will be run again.", file=sys.stderr)
+        return None
+    if not isinstance(payload, dict) or any(key not in payload for key in RANGE_TEST_KEYS):
+        print(f"warning: {path}: not an LR range test result (expected keys {', '.join(RANGE_TEST_KEYS)}); "
+              "it will be run again.", file=sys.stderr)
+        return None
+    return payload
 
 
 def learning_rate_range_test(config: ExperimentConfig, num_iterations: int = 100,
@@ -515,8 +541,9 @@ def learning_rate_range_test(config: ExperimentConfig, num_iterations: int = 100
     """The LR range test for ``config``, cached like a run.
 
     The result is stored as JSON under ``<runs_dir>/lr_find/`` keyed by the
-    configuration's hash and the iteration count, so re-rendering the report
-    never repeats it.
+    run id of ``config`` (its id fields and the data's content) and the
+    iteration count, so re-rendering the report never repeats it. A damaged
+    cache file is named in a warning and the test runs again.
 
     Args:
         cached_only: Return None instead of running a test that is not cached
@@ -528,17 +555,15 @@ def learning_rate_range_test(config: ExperimentConfig, num_iterations: int = 100
 
     Used in: 05_cyclical_lr, 08_summary
     """
-    import json
     import types
 
     from helpers.records import write_json_atomic
 
     cache = _range_test_path(config, num_iterations, runs_dir)
-    if cache.is_file():
-        payload = json.loads(cache.read_text())
-    elif cached_only:
-        return None
-    else:
+    payload = _read_range_test(cache)
+    if payload is None:
+        if cached_only:
+            return None
         from helpers.engine import find_learning_rate
 
         result = find_learning_rate(config, num_iterations=num_iterations, progress=progress)

@@ -121,3 +121,40 @@ def test_best_by_validation_chooses_on_validation_only():
     with pytest.raises(ValueError, match="No arm has a finite 'val_accuracy'"):
         studies.best_by_validation({("x",): nothing})
     assert math.isnan(nothing.seconds_per_epoch())
+
+
+def _range_result(rates=(0.01, 0.1)):
+    return {"learning_rates": [0.001, 0.01, 0.1], "losses": [2.3, 2.0, 9.0], "smoothed_losses": [2.3, 2.1, 5.0],
+            "suggested_base_learning_rate": rates[0], "suggested_max_learning_rate": rates[1]}
+
+
+def test_range_test_cache_is_keyed_by_the_data_and_survives_damage(tmp_path, monkeypatch, capsys):
+    import types
+
+    from helpers import engine, runs
+
+    config = ExperimentConfig(model="resnet20", train_size=256, validation_size=50)
+    calls = []
+
+    def fake_find(config, num_iterations, progress):
+        calls.append(num_iterations)
+        return types.SimpleNamespace(to_dict=lambda: _range_result())
+
+    monkeypatch.setattr(engine, "find_learning_rate", fake_find, raising=False)
+    monkeypatch.setattr(runs, "resolve_run_id", lambda config, data=None, runs_dir=None: "resnet20-cifar10-aaaa")
+    first = studies.learning_rate_range_test(config, 10, runs_dir=tmp_path, progress=False)
+    path = tmp_path / "lr_find" / "resnet20-cifar10-aaaa-10.json"
+    assert path.is_file() and first.suggested_max_learning_rate == 0.1 and calls == [10]
+    assert studies.learning_rate_range_test(config, 10, runs_dir=tmp_path).suggested_base_learning_rate == 0.01
+    assert calls == [10]  # served from the cache
+    # Other data (another run id): another cache entry.
+    monkeypatch.setattr(runs, "resolve_run_id", lambda config, data=None, runs_dir=None: "resnet20-cifar10-bbbb")
+    assert studies.learning_rate_range_test(config, 10, runs_dir=tmp_path, cached_only=True) is None
+    monkeypatch.setattr(runs, "resolve_run_id", lambda config, data=None, runs_dir=None: "resnet20-cifar10-aaaa")
+    # A file cut short, then one of the wrong shape: named in one line, then run again.
+    for damage in ('{"learning_rates": [0.0', '{"something": 1}'):
+        path.write_text(damage)
+        assert studies.learning_rate_range_test(config, 10, runs_dir=tmp_path, cached_only=True) is None
+        assert f"warning: {path}" in capsys.readouterr().err
+        studies.learning_rate_range_test(config, 10, runs_dir=tmp_path, progress=False)
+    assert calls == [10, 10, 10]

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 
-from helpers import config
+from helpers import atomic, config
 
 _current_notebook: str | None = None
 _NOTEBOOK_PATTERN = re.compile(r"^(\d{2})(?:_[a-z0-9_]+)?$")
@@ -65,7 +65,7 @@ def set_notebook(notebook: str) -> None:
 
 
 def _notebook_number(notebook: str | None) -> str:
-    candidate = notebook or os.environ.get("CIFAR_LAB_NOTEBOOK") or _current_notebook
+    candidate = notebook or os.environ.get(config.NOTEBOOK_ENV) or _current_notebook
     if not candidate:
         raise ValueError(
             "save_figure needs the notebook number: pass notebook='03_resnet_depth' "
@@ -108,13 +108,13 @@ def save_figure(fig, name: str, notebook: str | None = None,
     paths = []
     for suffix in (".png", ".svg"):
         path = directory / f"{number}_{name}{suffix}"
-        temporary = path.with_name(f".{path.name}.tmp{suffix}")
-        # Written beside and renamed, so a crash never leaves half a figure.
-        # A fixed hash salt makes the SVG's element ids (clip paths, images)
-        # the same on every render, so an unchanged plot rewrites the same bytes.
-        with plt.rc_context({"svg.hashsalt": f"cifar-lab-{number}-{name}"}):
+        # Written beside and renamed (helpers.atomic), so a crash never leaves
+        # half a figure. A fixed hash salt makes the SVG's element ids (clip
+        # paths, images) the same on every render, so an unchanged plot
+        # rewrites the same bytes.
+        with atomic.replacing_path(path) as temporary, \
+                plt.rc_context({"svg.hashsalt": f"cifar-lab-{number}-{name}"}):
             fig.savefig(temporary, format=suffix[1:], metadata=_metadata(suffix))
-        os.replace(temporary, path)
         paths.append(path)
     return SavedFigures(paths)
 

@@ -112,26 +112,25 @@ def _check_rate(name: str, value) -> float:
     return float(value)
 
 
-def _check_positive(name: str, value) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.number))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"Option `{name}` must be a positive number. Received: {name}={value!r}")
-    return float(value)
-
-
-def _check_non_negative(name: str, value) -> float:
+def _check_number(name: str, value, *, allow_zero: bool) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float, np.number))
         or not math.isfinite(value)
         or value < 0
+        or (value == 0 and not allow_zero)
     ):
-        raise ValueError(f"Option `{name}` must be a number >= 0. Received: {name}={value!r}")
+        kind = "a number >= 0" if allow_zero else "a positive number"
+        raise ValueError(f"Option `{name}` must be {kind}. Received: {name}={value!r}")
     return float(value)
+
+
+def _check_positive(name: str, value) -> float:
+    return _check_number(name, value, allow_zero=False)
+
+
+def _check_non_negative(name: str, value) -> float:
+    return _check_number(name, value, allow_zero=True)
 
 
 def _check_choice(name: str, value, choices: tuple[str, ...]) -> str:

@@ -14,6 +14,7 @@ and progress go to stderr. Errors print one message on stderr and exit 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -92,15 +93,30 @@ def _build_parser() -> argparse.ArgumentParser:
             cli_train.add_lr_find_arguments(lr_find)
         lr_find.set_defaults(handler=cli_train.lr_find_main)
 
-    try:
-        from helpers import report
-    except ImportError:
-        report = None
-    if report is not None:
-        render = commands.add_parser("report", help="execute the notebooks and render report/")
-        report.add_report_arguments(render)
-        render.set_defaults(handler=report.report_main)
+    from helpers import report
+
+    render = commands.add_parser("report", help="execute the notebooks and render report/")
+    report.add_report_arguments(render)
+    render.set_defaults(handler=_report_handler(report.report_main))
     return parser
+
+
+# What the report imports beyond a notebook kernel's needs: the "report" extra.
+REPORT_MODULES = ("papermill", "nbconvert", "nbformat", "jupyter_client", "ipykernel")
+
+
+def _report_handler(report_main):
+    def handler(args) -> int:
+        for name in REPORT_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                print(f"error: the report needs the package {name!r}, which is not installed. Install the "
+                      "report extra: pip install -c constraints.txt -e \".[report]\"", file=sys.stderr)
+                return 2
+        return report_main(args)
+
+    return handler
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,3 +139,17 @@ def test_tensorflow_prints_no_start_up_errors_or_warnings_after_helpers():
     # informational lines from before absl is initialised ("I0000 ... cudart_stub.cc"),
     # are printed whatever the level (abseil/abseil-cpp#1718): not checked here.
     assert not re.search(r"^[WE]\d{4} ", result.stderr, flags=re.MULTILINE), result.stderr
+
+
+def test_report_without_its_extra_says_what_to_install(tmp_path):
+    # A kernel-only install (no papermill): "report" must not vanish into argparse's "invalid choice".
+    code = ("import sys\n"
+            "sys.modules['papermill'] = None  # importing it now fails, as without the extra\n"
+            "from helpers.cli import main\n"
+            "sys.exit(main(['report', '--profile', 'quick', '--notebooks', '00', '--output-dir', sys.argv[1]]))\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "report")], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert not (tmp_path / "report").exists()  # refused before anything ran
+    assert "the report needs the package 'papermill'" in result.stderr
+    assert 'pip install -c constraints.txt -e ".[report]"' in result.stderr

@@ -247,7 +247,7 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ValueError: if ``images`` is empty or not NHWC with 3 channels.
 
-    Used in: 00_data, and by the input pipeline of every notebook.
+    Used in: 00_data, and by the input pipeline of every training run.
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
@@ -935,7 +935,7 @@ def load_cifar(
 def iter_class_examples(data: CifarData, per_class: int, split: str = "train") -> Iterable[tuple[int, np.ndarray]]:
     """Yields (class index, images[per_class]) for a sample grid.
 
-    Used in: 00_data
+    Used in: no notebook or module (00_data's grid is drawn by plots.sample_grid).
     """
     images = getattr(data, f"x_{split}")
     labels = getattr(data, f"y_{split}")

@@ -170,6 +170,6 @@ def check_names(config: ExperimentConfig) -> None:
 def run_many(configs: Iterable[ExperimentConfig], **kwargs: Any) -> list[RunRecord]:
     """``run`` for each configuration in turn (cached ones return at once).
 
-    Used in: notebooks comparing several configurations.
+    Used in: no notebook (the studies run their arms with helpers.studies.run_study).
     """
     return [run(config, **kwargs) for config in configs]

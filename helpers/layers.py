@@ -133,7 +133,7 @@ class ZeroPadShortcut(keras.layers.Layer):
         strides: Spatial subsampling factor (1 or 2).
         **kwargs: Standard layer arguments.
 
-    Used in: 03_resnet_depth, 06_sparse_gates
+    Used in: 02_lr_schedules, 03_resnet_depth, 05_cyclical_lr, 06_sparse_gates, 07_cifar100
     """
 
     def __init__(self, out_channels: int, strides: int = 2, **kwargs):

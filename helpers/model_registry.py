@@ -81,7 +81,7 @@ REGISTRY: dict[str, RegisteredModel] = _registry()
 def list_models() -> list[str]:
     """Returns the names ``helpers.models.build_model`` accepts, sorted.
 
-    Used in: 03_resnet_depth
+    Used in: check_model (its error message), helpers.models.list_models
     """
     return sorted(REGISTRY)
 

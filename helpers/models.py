@@ -487,7 +487,7 @@ def cifar_resnet(
     Raises:
         ValueError: On a bad depth, option value or option combination.
 
-    Used in: 03_resnet_depth, 04_dropout, 05_cyclical_lr, 06_sparse_gates, 07_cifar100
+    Used in: 02_lr_schedules, 03_resnet_depth, 05_cyclical_lr, 06_sparse_gates, 07_cifar100
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 56, ...). Received: depth={depth!r}")
@@ -612,7 +612,7 @@ def resnet(
     Raises:
         ValueError: On a bad depth or option value.
 
-    Used in: 04_dropout, 07_cifar100
+    Used in: 03_resnet_depth, 04_dropout, 07_cifar100
     """
     if depth not in _IMAGENET_RESNET_BLOCKS:
         raise ValueError(
@@ -674,7 +674,7 @@ def _builder(entry: model_registry.RegisteredModel) -> Callable[..., keras.Model
 def list_models() -> list[str]:
     """Returns the names `build_model` accepts, sorted.
 
-    Used in: 03_resnet_depth
+    Used in: describe_models (`python -m helpers models`)
     """
     return model_registry.list_models()
 
@@ -706,7 +706,7 @@ def build_model(name: str, num_classes: int = 10, **options) -> keras.Model:
         ValueError: For an unknown name, an option the model does not take
             (the message lists the allowed ones), or a bad option value.
 
-    Used in: 01_vgg_gradients, 03_resnet_depth, 04_dropout, 05_cyclical_lr, 06_sparse_gates, 07_cifar100
+    Used in: 01_vgg_gradients through 07_cifar100 (every training run, through helpers.compilation)
     """
     entry = model_registry.check_model(name, options)
     return _builder(entry)(num_classes, **options)
@@ -719,7 +719,7 @@ def build_model(name: str, num_classes: int = 10, **options) -> keras.Model:
 def count_params(model: keras.Model) -> int:
     """Returns the number of trainable parameters (BN moving statistics excluded).
 
-    Used in: 03_resnet_depth
+    Used in: params_for_classes, describe_models (`python -m helpers models`)
     """
     return int(sum(math.prod(weight.shape) for weight in model.trainable_weights))
 
@@ -742,7 +742,7 @@ def count_macs(model: keras.Model) -> int:
     under 1% of a ResNet's count). Under ``mixed_float16`` the count is the
     same: it counts operations, not their precision.
 
-    Used in: 03_resnet_depth
+    Used in: describe_models (`python -m helpers models`)
     """
     total = 0
     for layer in _flat_layers(model):
@@ -768,7 +768,7 @@ def params_for_classes(model: keras.Model, num_classes: int) -> int:
     the number of classes: each has ``inputs * classes + classes``
     parameters, so the difference is exact without building the model again.
 
-    Used in: 07_cifar100
+    Used in: describe_models (`python -m helpers models`)
     """
     num_classes = _check_num_classes(num_classes)
     current = _classifier_head_classes(model)
@@ -805,7 +805,7 @@ def describe_models(num_classes: tuple[int, ...] = (10, 100)) -> dict[str, dict]
         ``{name: {"family", "depth", "params_10", "params_100", "macs_10"}}``
         for the default argument, in `list_models()` order.
 
-    Used in: 03_resnet_depth (and `python -m helpers models`)
+    Used in: `python -m helpers models`
     """
     num_classes = tuple(_check_num_classes(c) for c in num_classes)
     if not num_classes:

@@ -202,7 +202,7 @@ def make_splits(data, *, batch_size: int, seed: int = 0, augment: bool = True,
         when the data has no validation split. Statistics come from the
         training split only.
 
-    Used in: every notebook's training runs, through helpers.engine.
+    Used in: no notebook or module (helpers.training builds its splits with make_dataset).
     """
     from helpers.data import channel_stats
 

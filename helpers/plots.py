@@ -35,7 +35,7 @@ PALETTE = "colorblind"
 def set_theme() -> None:
     """Applies the series' seaborn theme (white grid, colour-blind palette).
 
-    Used in: every notebook.
+    Used in: 00_data through 07_cifar100.
     """
     import seaborn as sns
 
@@ -53,7 +53,7 @@ def set_theme() -> None:
 def set_notebook(notebook: str) -> None:
     """Declares which notebook is running, e.g. "03_resnet_depth".
 
-    Used in: every notebook (first code cell).
+    Used in: 00_data through 07_cifar100 (first helpers cell).
     """
     if not _NOTEBOOK_PATTERN.match(notebook):
         raise ValueError(
@@ -95,7 +95,7 @@ def save_figure(fig, name: str, notebook: str | None = None,
     Raises:
         ValueError: for a bad name or an unknown notebook number.
 
-    Used in: every notebook.
+    Used in: 00_data through 07_cifar100.
     """
     if not _NAME_PATTERN.match(name or ""):
         raise ValueError(

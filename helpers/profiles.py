@@ -151,7 +151,7 @@ def get_profile(name: str) -> Profile:
     Raises:
         ValueError: for an unknown name.
 
-    Used in: every notebook's parameters cell.
+    Used in: every notebook's first helpers cell (after the parameters cell).
     """
     if name not in PROFILES:
         raise ValueError(f"Unknown profile; expected one of {sorted(PROFILES)}. Received: {name!r}")

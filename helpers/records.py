@@ -392,7 +392,7 @@ def load_record(run_id_or_path: str | os.PathLike, runs_dir: str | os.PathLike |
         FileNotFoundError: naming where it looked.
         ValueError: for a file that is not a run record.
 
-    Used in: the summary table and every notebook's Findings.
+    Used in: 08_summary (studies.cached_record), 07_cifar100 (training.load_trained_model)
     """
     candidate = Path(run_id_or_path)
     if candidate.is_dir():
@@ -428,7 +428,7 @@ def list_records(
     Unreadable or foreign files are skipped, so one damaged record never
     hides the others.
 
-    Used in: the summary table of the report.
+    Used in: no notebook or module (re-exported by helpers.engine for scripts).
     """
     if runs_dir is None:
         from helpers import config

@@ -240,7 +240,7 @@ def resolve_run_id(
     Raises:
         helpers.data.CifarDataError: if the data cannot be found.
 
-    Used in: every notebook (through ``run``) and the summary table.
+    Used in: 05_cyclical_lr, 08_summary (the LR range test's cache key, studies.cached_record)
     """
     runs_dir = Path(runs_dir) if runs_dir is not None else project_config.RUNS_DIR
     run_id, _ = resolve_identity(config, data, runs_dir)

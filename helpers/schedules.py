@@ -1,29 +1,37 @@
 """Learning-rate and momentum schedules, the plateau rule and the LR range test.
 
-Every schedule here is a ``keras.optimizers.schedules.LearningRateSchedule``
-written with ``keras.ops`` only, so it runs inside a compiled train step under
-the TensorFlow, JAX and torch backends, and it is registered with Keras under
-the ``cifar_lab`` package so a saved model or optimizer that uses one loads
-again. Steps are optimizer updates counted from 0: the rate at step ``s`` is
-the one used by the ``s+1``-th update (Keras evaluates a schedule at
-``optimizer.iterations`` before incrementing it).
+Where Keras ships the schedule, it is Keras': step decay is
+``keras.optimizers.schedules.PiecewiseConstantDecay`` and cosine with
+warm-up is ``CosineDecay`` (with ``warmup_steps``/``warmup_target``), built
+by :func:`make_schedule`; tests pin their values, update by update, to the
+schedules this module used to define. The ones below are ours because Keras
+has no equivalent; each is written with ``keras.ops`` only, so it runs
+inside a compiled train step under the TensorFlow, JAX and torch backends,
+and is registered with Keras under the ``cifar_lab`` package so a saved
+model or optimizer that uses one loads again. Steps are optimizer updates
+counted from 0: the rate at step ``s`` is the one used by the ``s+1``-th
+update (Keras evaluates a schedule at ``optimizer.iterations`` before
+incrementing it).
 
-The schedules, and the notebooks that study them:
+The schedules, and the notebooks whose studies use them:
 
-* :class:`ConstantLearningRate` -- the baseline.
-* :class:`StepDecay` (via :func:`step_decay` and :func:`he_et_al_step_decay`)
-  -- piecewise constant, by epoch or by iteration, with the optional short
-  warm-up He et al. used for ResNet-110.
-* :func:`make_plateau_callback` -- ReduceLROnPlateau on the validation loss,
-  the student's rule (factor 0.1, patience 10).
-* :class:`WarmupCosineDecay` -- linear warm-up, then a half cosine.
-* :class:`CyclicalLearningRate` -- Smith (2017) triangular, triangular2 and
-  exp_range, the reference formula verbatim.
-* :class:`OneCycleLearningRate` and :class:`OneCycleMomentum` -- Smith
-  (2018): one cycle, momentum cycled inversely, then an annihilation phase.
-  Keras' SGD bakes ``momentum`` into the compiled step as a Python float, so
-  a momentum schedule needs :class:`ScheduledMomentumSGD`.
-* :func:`lr_find` -- the LR range test.
+* ``constant`` (01, 02) -- the baseline: a float rate.
+* ``step`` (02, 03, 05, 06) -- piecewise constant, by epoch or by
+  iteration, with the optional short warm-up He et al. used for ResNet-110
+  (Keras' ``PiecewiseConstantDecay``).
+* ``plateau`` (02, 04) -- :func:`make_plateau_callback`: Keras'
+  ReduceLROnPlateau on the validation loss, the student's rule (factor 0.1,
+  patience 10).
+* ``cosine`` (02, 07) -- linear warm-up, then a half cosine (Keras'
+  ``CosineDecay``).
+* ``clr`` (05) -- :class:`CyclicalLearningRate`: Smith (2017) triangular,
+  triangular2 and exp_range, the reference formula verbatim.
+* ``onecycle`` (05) -- :class:`OneCycleLearningRate` and
+  :class:`OneCycleMomentum`: Smith (2018), one cycle, momentum cycled
+  inversely, then an annihilation phase. Keras' SGD bakes ``momentum`` into
+  the compiled step as a Python float, so a momentum schedule needs
+  :class:`ScheduledMomentumSGD`.
+* :func:`lr_find` (05) -- the LR range test, on an :class:`ExponentialRamp`.
 
 :func:`make_schedule` turns a schedule name and the run's length into the
 optimizer arguments and callbacks; :func:`learning_rate_at` reads any of them
@@ -119,281 +127,11 @@ def _piecewise_linear(step, knots: Sequence[tuple[float, float]]):
 
 
 # --------------------------------------------------------------------------
-# Schedules
+# Schedules Keras does not ship. Step decay and cosine with warm-up are
+# Keras' own (PiecewiseConstantDecay, CosineDecay), built in make_schedule.
 
 
-@_register
-class ConstantLearningRate(LearningRateSchedule):
-    """The same rate at every step.
-
-    Args:
-        learning_rate: The rate, > 0.
-
-    Used in: 02_lr_schedules
-    """
-
-    def __init__(self, learning_rate: float):
-        self.learning_rate = _positive_float("learning_rate", learning_rate)
-
-    def __call__(self, step):
-        return ops.full_like(_float_step(step), self.learning_rate)
-
-    def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate}
-
-
-@_register
-class StepDecay(LearningRateSchedule):
-    """Piecewise-constant rate with an optional constant warm-up.
-
-    The rate is ``values[i]`` for ``boundaries[i-1] <= step < boundaries[i]``
-    (so ``values[0]`` before the first boundary and ``values[-1]`` from the
-    last one on). During ``step < warmup_steps`` the rate is
-    ``warmup_learning_rate`` instead: He et al. (2016) trained ResNet-110 at
-    0.01 for about 400 iterations, until training error fell below 80%, then
-    went back to 0.1, because 0.1 from the start was "too large to start
-    converging".
-
-    Build one by epochs or by He et al.'s iterations with :func:`step_decay`
-    or :func:`he_et_al_step_decay`.
-
-    Args:
-        boundaries: Strictly increasing update counts (> 0) where the rate
-            changes.
-        values: ``len(boundaries) + 1`` rates (> 0).
-        warmup_steps: Number of initial updates run at
-            ``warmup_learning_rate``; 0 for none.
-        warmup_learning_rate: The warm-up rate; defaults to ``values[0] / 10``
-            (He et al.'s 0.01 for 0.1).
-
-    Raises:
-        ValueError: If the boundaries are not strictly increasing positive
-            integers, or the lengths do not match.
-
-    Used in: 02_lr_schedules, 03_resnet_depth
-    """
-
-    def __init__(
-        self,
-        boundaries: Sequence[int],
-        values: Sequence[float],
-        warmup_steps: int = 0,
-        warmup_learning_rate: float | None = None,
-    ):
-        boundaries = [_positive_int("boundaries", b) for b in boundaries]
-        if any(b1 <= b0 for b0, b1 in zip(boundaries, boundaries[1:])):
-            raise ValueError(
-                f"`boundaries` must be strictly increasing. Received: boundaries={boundaries}"
-            )
-        values = [_positive_float("values", v) for v in values]
-        if len(values) != len(boundaries) + 1:
-            raise ValueError(
-                "`values` must hold one more rate than `boundaries` has entries. "
-                f"Received: boundaries={boundaries}, values={values}"
-            )
-        self.boundaries = boundaries
-        self.values = values
-        self.warmup_steps = _non_negative_int("warmup_steps", warmup_steps)
-        if warmup_learning_rate is None:
-            warmup_learning_rate = values[0] / 10.0
-        self.warmup_learning_rate = _positive_float("warmup_learning_rate", warmup_learning_rate)
-
-    def __call__(self, step):
-        step = _float_step(step)
-        values = ops.convert_to_tensor(self.values, dtype="float32")
-        if self.boundaries:
-            boundaries = ops.convert_to_tensor(self.boundaries, dtype="float32")
-            index = ops.sum(ops.cast(ops.greater_equal(step, boundaries), "int32"))
-        else:
-            index = ops.convert_to_tensor(0, dtype="int32")
-        rate = ops.take(values, index)
-        if self.warmup_steps:
-            rate = ops.where(step < self.warmup_steps, self.warmup_learning_rate, rate)
-        return ops.cast(rate, "float32")
-
-    def get_config(self) -> dict:
-        return {
-            "boundaries": list(self.boundaries),
-            "values": list(self.values),
-            "warmup_steps": self.warmup_steps,
-            "warmup_learning_rate": self.warmup_learning_rate,
-        }
-
-
-def step_decay(
-    learning_rate: float,
-    *,
-    boundary_epochs: Sequence[int] | None = None,
-    boundary_steps: Sequence[int] | None = None,
-    steps_per_epoch: int | None = None,
-    factor: float = 0.1,
-    values: Sequence[float] | None = None,
-    warmup_steps: int = 0,
-    warmup_learning_rate: float | None = None,
-) -> StepDecay:
-    """Step decay with boundaries given in epochs or in iterations.
-
-    Args:
-        learning_rate: The rate before the first boundary.
-        boundary_epochs: Epochs (0-based) from which the next rate applies;
-            needs ``steps_per_epoch``. Give this or ``boundary_steps``.
-        boundary_steps: Update counts from which the next rate applies.
-        steps_per_epoch: Updates per epoch, to convert ``boundary_epochs``.
-        factor: Multiplier applied at each boundary (0 < factor < 1).
-        values: Explicit rates, one more than there are boundaries; overrides
-            ``factor`` and must start with ``learning_rate``.
-        warmup_steps: Initial updates at ``warmup_learning_rate``.
-        warmup_learning_rate: Warm-up rate, default ``learning_rate / 10``.
-
-    Returns:
-        A :class:`StepDecay` with boundaries in iterations.
-
-    Raises:
-        ValueError: If neither or both boundary kinds are given, epochs are
-            given without ``steps_per_epoch``, or a value is out of range.
-
-    Used in: 02_lr_schedules, 03_resnet_depth
-    """
-    learning_rate = _positive_float("learning_rate", learning_rate)
-    if (boundary_epochs is None) == (boundary_steps is None):
-        raise ValueError(
-            "Give exactly one of `boundary_epochs` and `boundary_steps`. "
-            f"Received: boundary_epochs={boundary_epochs}, boundary_steps={boundary_steps}"
-        )
-    if boundary_epochs is not None:
-        if steps_per_epoch is None:
-            raise ValueError(
-                "`boundary_epochs` needs `steps_per_epoch`. "
-                f"Received: steps_per_epoch={steps_per_epoch}"
-            )
-        steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
-        epochs = [_positive_int("boundary_epochs", e) for e in boundary_epochs]
-        boundaries = [e * steps_per_epoch for e in epochs]
-    else:
-        boundaries = [_positive_int("boundary_steps", s) for s in boundary_steps]
-    if values is None:
-        factor = _positive_float("factor", factor)
-        if factor >= 1.0:
-            raise ValueError(f"`factor` must be in (0, 1). Received: factor={factor}")
-        values = [learning_rate * factor**i for i in range(len(boundaries) + 1)]
-    else:
-        values = [float(v) for v in values]
-        if values and not math.isclose(values[0], learning_rate):
-            raise ValueError(
-                "`values[0]` must equal `learning_rate`. "
-                f"Received: learning_rate={learning_rate}, values={values}"
-            )
-    return StepDecay(boundaries, values, warmup_steps, warmup_learning_rate)
-
-
-def he_et_al_step_decay(
-    learning_rate: float = 0.1,
-    *,
-    boundary_steps: Sequence[int] = (32_000, 48_000),
-    warmup_steps: int = 0,
-    warmup_learning_rate: float | None = None,
-) -> StepDecay:
-    """He et al. (2016) CIFAR schedule: 0.1, divided by 10 at 32k and 48k updates.
-
-    Their runs stop at 64k updates (about 182 epochs of a 45k/5k split at
-    batch 128). For ResNet-110 pass ``warmup_steps=400``: the rate is then
-    0.01 for the first 400 updates.
-
-    Args:
-        learning_rate: Initial rate.
-        boundary_steps: Update counts of the two divisions.
-        warmup_steps: Initial updates at ``warmup_learning_rate``.
-        warmup_learning_rate: Default ``learning_rate / 10``.
-
-    Returns:
-        A :class:`StepDecay`.
-
-    Used in: 03_resnet_depth
-    """
-    return step_decay(
-        learning_rate,
-        boundary_steps=boundary_steps,
-        factor=0.1,
-        warmup_steps=warmup_steps,
-        warmup_learning_rate=warmup_learning_rate,
-    )
-
-
-@_register
-class WarmupCosineDecay(LearningRateSchedule):
-    """Linear warm-up, then a half-cosine decay to a floor.
-
-    For ``step < warmup_steps`` the rate rises linearly from
-    ``warmup_start_learning_rate`` (at step 0) towards ``learning_rate``
-    (reached at ``warmup_steps``); afterwards it is
-    ``min + (learning_rate - min) * (1 + cos(pi * p)) / 2`` with
-    ``p = (step - warmup_steps) / (total_steps - warmup_steps)`` clipped to
-    [0, 1], so it reaches ``min_learning_rate`` at ``total_steps`` and stays
-    there.
-
-    Args:
-        learning_rate: Peak rate, reached at the end of warm-up.
-        total_steps: Updates in the whole run (> warmup_steps).
-        warmup_steps: Length of the linear warm-up; 0 for none.
-        min_learning_rate: Floor reached at ``total_steps``.
-        warmup_start_learning_rate: Rate at step 0 when warming up.
-
-    Raises:
-        ValueError: If ``warmup_steps >= total_steps`` or a rate is out of
-            range.
-
-    Used in: 02_lr_schedules
-    """
-
-    def __init__(
-        self,
-        learning_rate: float,
-        total_steps: int,
-        warmup_steps: int = 0,
-        min_learning_rate: float = 0.0,
-        warmup_start_learning_rate: float = 0.0,
-    ):
-        self.learning_rate = _positive_float("learning_rate", learning_rate)
-        self.total_steps = _positive_int("total_steps", total_steps)
-        self.warmup_steps = _non_negative_int("warmup_steps", warmup_steps)
-        if self.warmup_steps >= self.total_steps:
-            raise ValueError(
-                "`warmup_steps` must be smaller than `total_steps`. "
-                f"Received: warmup_steps={warmup_steps}, total_steps={total_steps}"
-            )
-        self.min_learning_rate = _non_negative_float("min_learning_rate", min_learning_rate)
-        if self.min_learning_rate > self.learning_rate:
-            raise ValueError(
-                "`min_learning_rate` must not exceed `learning_rate`. "
-                f"Received: min_learning_rate={min_learning_rate}, learning_rate={learning_rate}"
-            )
-        self.warmup_start_learning_rate = _non_negative_float(
-            "warmup_start_learning_rate", warmup_start_learning_rate
-        )
-
-    def __call__(self, step):
-        step = _float_step(step)
-        decay_steps = float(self.total_steps - self.warmup_steps)
-        progress = ops.clip((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
-        cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
-        rate = self.min_learning_rate + (self.learning_rate - self.min_learning_rate) * cosine
-        if self.warmup_steps:
-            warmup = self.warmup_start_learning_rate + (
-                self.learning_rate - self.warmup_start_learning_rate
-            ) * (step / self.warmup_steps)
-            rate = ops.where(step < self.warmup_steps, warmup, rate)
-        return ops.cast(rate, "float32")
-
-    def get_config(self) -> dict:
-        return {
-            "learning_rate": self.learning_rate,
-            "total_steps": self.total_steps,
-            "warmup_steps": self.warmup_steps,
-            "min_learning_rate": self.min_learning_rate,
-            "warmup_start_learning_rate": self.warmup_start_learning_rate,
-        }
-
-
+# Ours: Keras has no cyclical schedule (CosineDecayRestarts jumps back to the peak, never ramps).
 @_register
 class CyclicalLearningRate(LearningRateSchedule):
     """Smith's (2017) cyclical learning rate, the reference formula.
@@ -481,6 +219,7 @@ def _one_cycle_steps(total_steps: int, pct_start: float) -> tuple[int, int, int]
     return peak_step, 2 * peak_step, max(total_steps - 1, 2 * peak_step)
 
 
+# Ours: Keras has no piecewise-linear schedule to build one-cycle's three phases from.
 @_register
 class OneCycleLearningRate(LearningRateSchedule):
     """Smith's (2018) one-cycle rate: up, down, then annihilation.
@@ -562,6 +301,7 @@ class OneCycleLearningRate(LearningRateSchedule):
         }
 
 
+# Ours: Keras schedules only learning rates; this one drives ScheduledMomentumSGD's momentum.
 @_register
 class OneCycleMomentum(LearningRateSchedule):
     """Momentum cycled inversely to :class:`OneCycleLearningRate`.
@@ -620,6 +360,9 @@ class OneCycleMomentum(LearningRateSchedule):
         }
 
 
+# Ours: Keras' ExponentialDecay(min, num_steps - 1, max / min) is this formula but takes the power
+# in float32 (1.3e-6 relative, ~20 ulps, off over lr_find's default range): that would move the
+# suggested rates, and with them the run ids of 05_cyclical_lr's arms.
 @_register
 class ExponentialRamp(LearningRateSchedule):
     """Rate growing geometrically from a minimum to a maximum (the LR range test).
@@ -678,7 +421,7 @@ def learning_rate_at(schedule: Any, step: int) -> float:
     Raises:
         ValueError: For anything else, or a negative step.
 
-    Used in: 02_lr_schedules, 05_cyclical_lr
+    Used in: 06_sparse_gates (through helpers.findings.weight_decay_shrink)
     """
     step = _non_negative_int("step", step)
     if isinstance(schedule, TrainingSchedule):
@@ -697,6 +440,7 @@ def learning_rate_at(schedule: Any, step: int) -> float:
 # SGD whose momentum follows a schedule
 
 
+# Ours: Keras' SGD bakes `momentum` into the traced step as a float, so it cannot follow a schedule.
 @_register
 class ScheduledMomentumSGD(keras.optimizers.SGD):
     """SGD (optionally Nesterov) whose momentum may follow a schedule.
@@ -727,7 +471,7 @@ class ScheduledMomentumSGD(keras.optimizers.SGD):
         ValueError: If ``momentum`` is neither a float in [0, 1] nor a
             schedule.
 
-    Used in: 05_cyclical_lr
+    Used in: every SGD run (compilation.KernelDecaySGD); momentum schedule in 05_cyclical_lr
     """
 
     def __init__(
@@ -836,6 +580,8 @@ def _optimizer_with_learning_rate(optimizer):
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
+# Keras' own callback, subclassed only to refuse a scheduled optimizer before training. Its counters
+# are restored on resume by helpers.training (keras.callbacks.BackupAndRestore does not keep them).
 class ReduceLearningRateOnPlateau(keras.callbacks.ReduceLROnPlateau):
     """Keras' ReduceLROnPlateau that refuses, clearly, a scheduled optimizer.
 
@@ -845,7 +591,7 @@ class ReduceLearningRateOnPlateau(keras.callbacks.ReduceLROnPlateau):
     at the start of training (and at each epoch end, for callers who drive it
     by hand) and raises a ValueError that says what to do.
 
-    Used in: 02_lr_schedules, 04_dropout, 07_cifar100
+    Used in: 02_lr_schedules, 04_dropout
     """
 
     def _check_optimizer(self) -> None:
@@ -905,7 +651,7 @@ def make_plateau_callback(
         ValueError: On out-of-range arguments; at training start, when the
             optimizer's learning rate is a schedule.
 
-    Used in: 02_lr_schedules, 04_dropout, 07_cifar100
+    Used in: 02_lr_schedules, 04_dropout
     """
     factor = _positive_float("factor", factor)
     if factor >= 1.0:
@@ -947,7 +693,7 @@ class TrainingSchedule:
         steps_per_epoch: Updates per epoch the schedule was built for.
         num_epochs: Epochs the schedule was built for.
 
-    Used in: 02_lr_schedules, 05_cyclical_lr
+    Used in: helpers.compilation, helpers.training (every run), findings.weight_decay_shrink (06)
     """
 
     name: str
@@ -1027,6 +773,130 @@ def _take_options(name: str, options: dict, defaults: dict) -> dict:
     return {**defaults, **options}
 
 
+def _step_boundaries(
+    learning_rate: float,
+    steps_per_epoch: int,
+    *,
+    boundary_epochs: Sequence[int] | None,
+    boundary_steps: Sequence[int] | None,
+    factor: float,
+    values: Sequence[float] | None,
+) -> tuple[list[int], list[float]]:
+    """Step decay's boundaries (in updates) and rates, checked.
+
+    ``values[i]`` is the rate from update ``boundaries[i-1]`` (inclusive) up
+    to ``boundaries[i]``; by default each boundary multiplies by ``factor``.
+    """
+    if (boundary_epochs is None) == (boundary_steps is None):
+        raise ValueError(
+            "Give exactly one of `boundary_epochs` and `boundary_steps`. "
+            f"Received: boundary_epochs={boundary_epochs}, boundary_steps={boundary_steps}"
+        )
+    if boundary_epochs is not None:
+        epochs = [_positive_int("boundary_epochs", e) for e in boundary_epochs]
+        boundaries = [e * steps_per_epoch for e in epochs]
+    else:
+        boundaries = [_positive_int("boundary_steps", s) for s in boundary_steps]
+    if any(b1 <= b0 for b0, b1 in zip(boundaries, boundaries[1:])):
+        raise ValueError(
+            f"The boundaries must be strictly increasing. Received: boundaries={boundaries}"
+        )
+    if values is None:
+        factor = _positive_float("factor", factor)
+        if factor >= 1.0:
+            raise ValueError(f"`factor` must be in (0, 1). Received: factor={factor}")
+        values = [learning_rate * factor**i for i in range(len(boundaries) + 1)]
+    else:
+        values = [_positive_float("values", v) for v in values]
+        if len(values) != len(boundaries) + 1:
+            raise ValueError(
+                "`values` must hold one more rate than there are boundaries. "
+                f"Received: boundaries={boundaries}, values={values}"
+            )
+        if not math.isclose(values[0], learning_rate):
+            raise ValueError(
+                "`values[0]` must equal `learning_rate`. "
+                f"Received: learning_rate={learning_rate}, values={values}"
+            )
+    return boundaries, values
+
+
+def _step_decay(
+    boundaries: Sequence[int],
+    values: Sequence[float],
+    warmup_steps: int,
+    warmup_learning_rate: float,
+) -> LearningRateSchedule:
+    """Keras' PiecewiseConstantDecay giving ``values`` between ``boundaries``, after a warm-up.
+
+    The rate is ``warmup_learning_rate`` for ``step < warmup_steps``, then
+    ``values[i]`` for ``boundaries[i-1] <= step < boundaries[i]``. Keras
+    switches one update later (``values[i+1]`` for ``step > boundaries[i]``),
+    so each change is given to it at ``boundary - 1``: for whole steps
+    ``step > b - 1`` is ``step >= b``. A test pins the values to the
+    StepDecay this replaced, update by update.
+    """
+
+    def rate_at(step: int) -> float:
+        if step < warmup_steps:
+            return warmup_learning_rate
+        return values[sum(step >= boundary for boundary in boundaries)]
+
+    changes = sorted({*boundaries, *([warmup_steps] if warmup_steps else [])})
+    keras_values = [rate_at(0)] + [rate_at(change) for change in changes]
+    if not changes:
+        # Keras needs one boundary; one with the same rate on both sides changes nothing.
+        changes, keras_values = [1], keras_values * 2
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [change - 1 for change in changes], keras_values
+    )
+
+
+def _cosine_decay(
+    learning_rate: float,
+    total_steps: int,
+    *,
+    warmup_steps: int,
+    min_learning_rate: float,
+    warmup_start_learning_rate: float,
+) -> LearningRateSchedule:
+    """Keras' CosineDecay: linear warm-up, then a half cosine to a floor.
+
+    For ``step < warmup_steps`` the rate rises linearly from
+    ``warmup_start_learning_rate`` towards ``learning_rate``; afterwards it is
+    ``min + (learning_rate - min) * (1 + cos(pi * p)) / 2`` with
+    ``p = (step - warmup_steps) / (total_steps - warmup_steps)`` clipped to
+    [0, 1]. Keras writes the floor as ``alpha = min / learning_rate``. A test
+    pins the values to the WarmupCosineDecay this replaced: bit for bit with
+    the default floor and start of 0, within 2 float32 ulps otherwise.
+    """
+    warmup_steps = _non_negative_int("warmup_steps", warmup_steps)
+    if warmup_steps >= total_steps:
+        raise ValueError(
+            "`warmup_steps` must be smaller than the run's updates. "
+            f"Received: warmup_steps={warmup_steps}, total_steps={total_steps}"
+        )
+    min_learning_rate = _non_negative_float("min_learning_rate", min_learning_rate)
+    if min_learning_rate > learning_rate:
+        raise ValueError(
+            "`min_learning_rate` must not exceed `learning_rate`. "
+            f"Received: min_learning_rate={min_learning_rate}, learning_rate={learning_rate}"
+        )
+    warmup_start_learning_rate = _non_negative_float(
+        "warmup_start_learning_rate", warmup_start_learning_rate
+    )
+    alpha = min_learning_rate / learning_rate
+    if not warmup_steps:
+        return keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(
+        warmup_start_learning_rate,
+        total_steps - warmup_steps,
+        alpha=alpha,
+        warmup_target=learning_rate,
+        warmup_steps=warmup_steps,
+    )
+
+
 def make_schedule(
     name: str,
     *,
@@ -1076,8 +946,7 @@ def make_schedule(
     Raises:
         ValueError: On an unknown name or option, or an out-of-range value.
 
-    Used in: 02_lr_schedules, 03_resnet_depth, 04_dropout, 05_cyclical_lr,
-    07_cifar100
+    Used in: 01_vgg_gradients through 07_cifar100 (every run, 05's LR range test), 06's findings
     """
     if name not in SCHEDULE_NAMES:
         raise ValueError(
@@ -1108,9 +977,23 @@ def make_schedule(
         )
         if resolved["boundary_epochs"] is None and resolved["boundary_steps"] is None:
             resolved["boundary_epochs"] = _default_step_boundary_epochs(num_epochs)
-        rate = step_decay(learning_rate, steps_per_epoch=steps_per_epoch, **resolved)
-        resolved["warmup_learning_rate"] = rate.warmup_learning_rate if rate.warmup_steps else None
-        resolved["values"] = list(rate.values)
+        boundaries, values = _step_boundaries(
+            learning_rate,
+            steps_per_epoch,
+            boundary_epochs=resolved["boundary_epochs"],
+            boundary_steps=resolved["boundary_steps"],
+            factor=resolved["factor"],
+            values=resolved["values"],
+        )
+        warmup_steps = _non_negative_int("warmup_steps", resolved["warmup_steps"])
+        warmup_learning_rate = _positive_float(
+            "warmup_learning_rate",
+            values[0] / 10.0 if resolved["warmup_learning_rate"] is None
+            else resolved["warmup_learning_rate"],
+        )
+        rate = _step_decay(boundaries, values, warmup_steps, warmup_learning_rate)
+        resolved["warmup_learning_rate"] = warmup_learning_rate if warmup_steps else None
+        resolved["values"] = values
     elif name == "plateau":
         resolved = _take_options(
             name,
@@ -1136,7 +1019,7 @@ def make_schedule(
                 "warmup_start_learning_rate": 0.0,
             },
         )
-        rate = WarmupCosineDecay(learning_rate, total_steps, **resolved)
+        rate = _cosine_decay(learning_rate, total_steps, **resolved)
     elif name == "clr":
         resolved = _take_options(
             name,
@@ -1349,7 +1232,7 @@ def lr_find(
             non-(x, y) batches, or a loss that is not finite on the first
             batch.
 
-    Used in: 05_cyclical_lr
+    Used in: 05_cyclical_lr, ``python -m helpers lr-find``
     """
     ramp = ExponentialRamp(min_learning_rate, max_learning_rate, num_iterations)
     if (

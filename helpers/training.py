@@ -503,7 +503,7 @@ def load_trained_model(record: RunRecord | str, runs_dir: str | os.PathLike | No
         FileNotFoundError: if the run has no final weights (it did not
             complete, or was trained elsewhere).
 
-    Used in: 07_cifar100 (confusion matrices), 06_sparse_gates.
+    Used in: 07_cifar100 (confusion matrices, through helpers.evaluation).
     """
     if not isinstance(record, RunRecord):
         record = load_record(record, runs_dir)

@@ -28,45 +28,47 @@ def approx(expected):
 # Schedule values
 
 
-def test_constant_learning_rate():
-    schedule = schedules.ConstantLearningRate(0.05)
-    assert values_at(schedule, [0, 1, 10_000]) == approx([0.05, 0.05, 0.05])
+def make_run(name, learning_rate=0.1, steps_per_epoch=10, num_epochs=8, **options):
+    return schedules.make_schedule(
+        name, learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
+        num_epochs=num_epochs, **options
+    )
 
 
 def test_step_decay_by_epoch():
-    schedule = schedules.step_decay(0.1, boundary_epochs=[2, 3], steps_per_epoch=10)
-    assert schedule.boundaries == [20, 30]
+    schedule = make_run("step", boundary_epochs=[2, 3], num_epochs=5)
+    assert isinstance(schedule.learning_rate, keras.optimizers.schedules.PiecewiseConstantDecay)
     steps = [0, 19, 20, 29, 30, 1000]
     assert values_at(schedule, steps) == approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
 def test_step_decay_explicit_values():
-    schedule = schedules.step_decay(
-        0.1, boundary_steps=[5, 8], values=[0.1, 0.02, 0.004]
-    )
+    schedule = make_run("step", boundary_steps=[5, 8], values=[0.1, 0.02, 0.004])
     assert values_at(schedule, [4, 5, 7, 8]) == approx([0.1, 0.02, 0.02, 0.004])
 
 
 def test_he_et_al_boundaries_at_32k_and_48k():
-    schedule = schedules.he_et_al_step_decay()
+    schedule = make_run(
+        "step", steps_per_epoch=391, num_epochs=164, boundary_steps=[32_000, 48_000]
+    )
     steps = [0, 31_999, 32_000, 47_999, 48_000, 63_999]
     assert values_at(schedule, steps) == approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
 def test_resnet110_warmup_at_one_hundredth():
-    schedule = schedules.he_et_al_step_decay(warmup_steps=400)
+    schedule = make_run(
+        "step", steps_per_epoch=391, num_epochs=164, boundary_steps=[32_000, 48_000],
+        warmup_steps=400,
+    )
     steps = [0, 399, 400, 31_999, 32_000]
     assert values_at(schedule, steps) == approx([0.01, 0.01, 0.1, 0.1, 0.01])
-    custom = schedules.step_decay(
-        0.1, boundary_steps=[100], warmup_steps=10, warmup_learning_rate=0.02
-    )
+    custom = make_run("step", boundary_steps=[100], warmup_steps=10, warmup_learning_rate=0.02)
     assert values_at(custom, [9, 10, 100]) == approx([0.02, 0.1, 0.01])
 
 
 def test_cosine_with_warmup_endpoints_and_midpoints():
-    schedule = schedules.WarmupCosineDecay(
-        0.1, total_steps=110, warmup_steps=10, min_learning_rate=0.001
-    )
+    schedule = make_run("cosine", num_epochs=11, warmup_steps=10, min_learning_rate=0.001)
+    assert isinstance(schedule.learning_rate, keras.optimizers.schedules.CosineDecay)
     quarter = 0.001 + 0.099 * 0.5 * (1 + math.cos(math.pi / 4))
     steps = [0, 5, 10, 35, 60, 110, 500]
     expected = [0.0, 0.05, 0.1, quarter, 0.0505, 0.001, 0.001]
@@ -74,8 +76,142 @@ def test_cosine_with_warmup_endpoints_and_midpoints():
 
 
 def test_cosine_without_warmup_starts_at_peak():
-    schedule = schedules.WarmupCosineDecay(0.2, total_steps=100)
+    schedule = make_run("cosine", learning_rate=0.2, num_epochs=10, warmup_steps=0)
     assert values_at(schedule, [0, 50, 100]) == approx([0.2, 0.1, 0.0])
+
+
+# --------------------------------------------------------------------------
+# Keras' schedules against the ones they replaced
+#
+# Until Keras' PiecewiseConstantDecay and CosineDecay replaced them, step
+# decay and cosine were this module's StepDecay and WarmupCosineDecay
+# (helpers/schedules.py at commit 9007fd4). Their __call__ bodies are kept
+# here verbatim, fed what make_schedule fed them, so that every recorded run
+# is shown to get the same rate at every update from the Keras schedule.
+
+
+def previous_step_decay(step, boundaries, values, warmup_steps, warmup_learning_rate):
+    """StepDecay.__call__ as it was."""
+    step = keras.ops.cast(step, "float32")
+    values = keras.ops.convert_to_tensor(values, dtype="float32")
+    if boundaries:
+        boundaries = keras.ops.convert_to_tensor(boundaries, dtype="float32")
+        index = keras.ops.sum(keras.ops.cast(keras.ops.greater_equal(step, boundaries), "int32"))
+    else:
+        index = keras.ops.convert_to_tensor(0, dtype="int32")
+    rate = keras.ops.take(values, index)
+    if warmup_steps:
+        rate = keras.ops.where(step < warmup_steps, warmup_learning_rate, rate)
+    return keras.ops.cast(rate, "float32")
+
+
+def previous_warmup_cosine(
+    step, learning_rate, total_steps, warmup_steps, min_learning_rate, warmup_start_learning_rate
+):
+    """WarmupCosineDecay.__call__ as it was."""
+    step = keras.ops.cast(step, "float32")
+    decay_steps = float(total_steps - warmup_steps)
+    progress = keras.ops.clip((step - warmup_steps) / decay_steps, 0.0, 1.0)
+    cosine = 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+    rate = min_learning_rate + (learning_rate - min_learning_rate) * cosine
+    if warmup_steps:
+        warmup = warmup_start_learning_rate + (learning_rate - warmup_start_learning_rate) * (
+            step / warmup_steps
+        )
+        rate = keras.ops.where(step < warmup_steps, warmup, rate)
+    return keras.ops.cast(rate, "float32")
+
+
+def checked_steps(total_steps, events):
+    """Steps 0-100, 40 across the run, each event (and the end) +-2, and far past the end."""
+    steps = set(range(min(total_steps, 100) + 1))
+    steps |= set(range(0, total_steps, max(1, total_steps // 40)))
+    steps |= {e + d for e in [*events, total_steps] for d in (-2, -1, 0, 1, 2) if e + d >= 0}
+    steps.add(3 * total_steps)
+    return sorted(steps)
+
+
+def float32_values(function, steps):
+    # int64 steps, the dtype of optimizer.iterations that the optimizer passes.
+    return np.array(
+        [keras.ops.convert_to_numpy(function(keras.ops.convert_to_tensor(s, dtype="int64")))
+         for s in steps],
+        dtype=np.float32,
+    )
+
+
+def ulps_apart(a, b):
+    return np.abs(a.view(np.int32).astype(np.int64) - b.view(np.int32).astype(np.int64))
+
+
+STEP_RUNS = [
+    dict(steps_per_epoch=10, num_epochs=8),  # the defaults: /10 at 50% and 75%
+    dict(steps_per_epoch=10, num_epochs=1),  # no boundary at all
+    dict(steps_per_epoch=7, num_epochs=2),
+    dict(steps_per_epoch=391, num_epochs=164, boundary_steps=[32_000, 48_000], warmup_steps=400),
+    dict(steps_per_epoch=5, num_epochs=10, boundary_steps=[3, 8], warmup_steps=5,
+         warmup_learning_rate=0.02),  # warm-up past the first boundary
+    dict(steps_per_epoch=10, num_epochs=1, warmup_steps=3),
+    dict(steps_per_epoch=13, num_epochs=40, boundary_epochs=[10, 20, 30], factor=0.2,
+         learning_rate=0.3),
+    dict(steps_per_epoch=10, num_epochs=10, boundary_steps=[5, 8], values=[0.1, 0.02, 0.004]),
+]
+
+
+@pytest.mark.parametrize("run", STEP_RUNS, ids=str)
+def test_keras_step_decay_equals_the_step_decay_it_replaced(run):
+    schedule = make_run("step", **run)
+    options = schedule.options
+    if options["boundary_steps"] is not None:
+        boundaries = list(options["boundary_steps"])
+    else:
+        boundaries = [e * schedule.steps_per_epoch for e in options["boundary_epochs"]]
+    warmup_steps = options["warmup_steps"]
+    warmup_learning_rate = options["warmup_learning_rate"] or options["values"][0] / 10.0
+    steps = checked_steps(schedule.total_steps, [*boundaries, warmup_steps])
+    previous = float32_values(
+        lambda s: previous_step_decay(s, boundaries, options["values"], warmup_steps,
+                                      warmup_learning_rate),
+        steps,
+    )
+    np.testing.assert_array_equal(float32_values(schedule.learning_rate, steps), previous)
+    # learning_rate_at (Python int steps) reads the same values.
+    assert values_at(schedule, steps[:20]) == [float(v) for v in previous[:20]]
+
+
+COSINE_RUNS = [
+    dict(steps_per_epoch=10, num_epochs=8),  # the defaults: warm-up of 5% of the run
+    dict(steps_per_epoch=10, num_epochs=100),  # warm-up of one epoch
+    dict(steps_per_epoch=391, num_epochs=200),
+    dict(steps_per_epoch=97, num_epochs=30, learning_rate=0.05),
+    dict(steps_per_epoch=10, num_epochs=10, warmup_steps=0, learning_rate=0.2),
+    dict(steps_per_epoch=3, num_epochs=7, warmup_steps=20, learning_rate=1.0),
+    dict(steps_per_epoch=10, num_epochs=11, warmup_steps=10, min_learning_rate=0.001),
+    dict(steps_per_epoch=50, num_epochs=30, learning_rate=0.4, warmup_start_learning_rate=0.01,
+         min_learning_rate=1e-4),
+]
+
+
+@pytest.mark.parametrize("run", COSINE_RUNS, ids=str)
+def test_keras_cosine_decay_equals_the_warmup_cosine_it_replaced(run):
+    schedule = make_run("cosine", **run)
+    options = schedule.options
+    warmup_steps = options["warmup_steps"]
+    steps = checked_steps(schedule.total_steps, [warmup_steps])
+    previous = float32_values(
+        lambda s: previous_warmup_cosine(
+            s, options["learning_rate"], schedule.total_steps, warmup_steps,
+            float(options["min_learning_rate"]), float(options["warmup_start_learning_rate"]),
+        ),
+        steps,
+    )
+    keras_values = float32_values(schedule.learning_rate, steps)
+    if options["min_learning_rate"] == 0 and options["warmup_start_learning_rate"] == 0:
+        # Every run recorded so far uses these defaults: bit for bit.
+        np.testing.assert_array_equal(keras_values, previous)
+    else:
+        # Keras scales a floor of alpha * peak and subtracts in float32: 2 ulps at most.
+        assert ulps_apart(keras_values, previous).max() <= 2
 
 
 def reference_clr(step, base, maximum, step_size, mode, gamma):
@@ -165,9 +301,6 @@ def test_exponential_ramp_is_geometric():
 
 
 ALL_SCHEDULES = [
-    schedules.ConstantLearningRate(0.05),
-    schedules.he_et_al_step_decay(warmup_steps=400),
-    schedules.WarmupCosineDecay(0.1, 1000, warmup_steps=50, min_learning_rate=1e-4),
     schedules.CyclicalLearningRate(0.01, 0.1, 100, mode="exp_range", gamma=0.999),
     schedules.OneCycleLearningRate(0.2, 1000, pct_start=0.25),
     schedules.OneCycleMomentum(1000, pct_start=0.25),
@@ -197,13 +330,14 @@ def test_serialization_round_trip(schedule):
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: schedules.ConstantLearningRate(-1.0),
-        lambda: schedules.StepDecay([10, 5], [0.1, 0.01, 0.001]),
-        lambda: schedules.StepDecay([10], [0.1]),
-        lambda: schedules.step_decay(0.1, boundary_epochs=[2]),
-        lambda: schedules.step_decay(0.1, boundary_epochs=[2], boundary_steps=[20]),
-        lambda: schedules.step_decay(0.1, boundary_steps=[20], factor=1.5),
-        lambda: schedules.WarmupCosineDecay(0.1, total_steps=10, warmup_steps=10),
+        lambda: make_run("step", boundary_steps=[10, 5]),
+        lambda: make_run("step", boundary_steps=[10], values=[0.1]),
+        lambda: make_run("step", boundary_steps=[10], values=[0.2, 0.02]),
+        lambda: make_run("step", boundary_epochs=[2], boundary_steps=[20]),
+        lambda: make_run("step", boundary_steps=[20], factor=1.5),
+        lambda: make_run("step", boundary_steps=[20], warmup_steps=-1),
+        lambda: make_run("cosine", warmup_steps=80),
+        lambda: make_run("cosine", min_learning_rate=0.5),
         lambda: schedules.CyclicalLearningRate(0.1, 0.01, 100),
         lambda: schedules.CyclicalLearningRate(0.01, 0.1, 100, mode="sawtooth"),
         lambda: schedules.CyclicalLearningRate(0.01, 0.1, 0),
@@ -236,17 +370,11 @@ def test_make_schedule_rejects_unknown_name_and_option():
 # Factory
 
 
-def make(name, **options):
-    return schedules.make_schedule(
-        name, learning_rate=0.1, steps_per_epoch=10, num_epochs=8, **options
-    )
-
-
 def test_make_schedule_constant_and_plateau_use_a_float():
-    constant = make("constant")
+    constant = make_run("constant")
     assert constant.learning_rate == 0.1 and constant.momentum is None
     assert constant.callbacks == []
-    plateau = make("plateau")
+    plateau = make_run("plateau")
     assert plateau.learning_rate == 0.1
     (callback,) = plateau.callbacks
     assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
@@ -255,7 +383,7 @@ def test_make_schedule_constant_and_plateau_use_a_float():
 
 
 def test_make_schedule_step_defaults_at_half_and_three_quarters():
-    schedule = make("step")
+    schedule = make_run("step")
     assert schedule.options["boundary_epochs"] == [4, 6]
     assert values_at(schedule, [39, 40, 60]) == approx([0.1, 0.01, 0.001])
     he = schedules.make_schedule(
@@ -269,9 +397,34 @@ def test_make_schedule_step_defaults_at_half_and_three_quarters():
     assert values_at(he, [0, 400, 32_000, 48_000]) == approx([0.01, 0.1, 0.01, 0.001])
 
 
+def test_step_and_cosine_records_are_unchanged_by_the_keras_schedules():
+    # What run records hold (record.schedule), as the schedules Keras replaced wrote it.
+    he = make_run("step", steps_per_epoch=391, num_epochs=164, boundary_steps=[32_000, 48_000],
+                  warmup_steps=400)
+    assert he.options == {
+        "learning_rate": 0.1, "boundary_epochs": None, "boundary_steps": [32_000, 48_000],
+        "factor": 0.1, "values": [0.1, 0.1 * 0.1, 0.1 * 0.1**2], "warmup_steps": 400,
+        "warmup_learning_rate": 0.01,
+    }
+    assert he.describe() == (
+        "step schedule over 164 epochs x 391 steps (64124 updates): learning_rate=0.1, "
+        "boundary_epochs=None, boundary_steps=[32000, 48000], factor=0.1, "
+        "values=[0.1, 0.01, 0.001], warmup_steps=400, warmup_learning_rate=0.01"
+    )
+    assert make_run("step").describe() == (
+        "step schedule over 8 epochs x 10 steps (80 updates): learning_rate=0.1, "
+        "boundary_epochs=[4, 6], boundary_steps=None, factor=0.1, values=[0.1, 0.01, 0.001], "
+        "warmup_steps=0, warmup_learning_rate=None"
+    )
+    assert make_run("cosine").describe() == (
+        "cosine schedule over 8 epochs x 10 steps (80 updates): learning_rate=0.1, "
+        "warmup_steps=4, min_learning_rate=0, warmup_start_learning_rate=0"
+    )
+
+
 def test_make_schedule_cosine_default_warmup():
     # min(one epoch = 10, 5% of 80 = 4) updates.
-    schedule = make("cosine")
+    schedule = make_run("cosine")
     assert schedule.options["warmup_steps"] == 4
     assert values_at(schedule, [0, 2, 4, 80]) == approx([0.0, 0.05, 0.1, 0.0])
     long_run = schedules.make_schedule(
@@ -291,17 +444,17 @@ def test_make_schedule_clr_defaults():
     # 10 epochs: one whole cycle, so training still ends at the base rate.
     ten = schedules.make_schedule("clr", learning_rate=0.1, steps_per_epoch=10, num_epochs=10)
     assert ten.options["step_size"] == 50
-    exp_range = make("clr", mode="exp_range")
+    exp_range = make_run("clr", mode="exp_range")
     assert exp_range.options["gamma"] ** 80 == pytest.approx(0.1)
 
 
 def test_make_schedule_onecycle_has_momentum_schedule():
-    schedule = make("onecycle")
+    schedule = make_run("onecycle")
     assert isinstance(schedule.learning_rate, schedules.OneCycleLearningRate)
     assert isinstance(schedule.momentum, schedules.OneCycleMomentum)
     assert learning_rate_at(schedule, 24) == approx(0.1)  # round(0.3 * 80)
     assert learning_rate_at(schedule.momentum, 24) == approx(0.85)
-    assert make("onecycle", cycle_momentum=False).momentum is None
+    assert make_run("onecycle", cycle_momentum=False).momentum is None
     description = schedule.describe()
     assert description.startswith("onecycle schedule over 8 epochs x 10 steps")
     assert "pct_start=0.3" in description and "div_factor=25" in description
@@ -375,7 +528,7 @@ def test_momentum_schedule_inside_a_compiled_train_step():
     x = np.array([[1.0, 2.0], [-1.0, 0.5], [0.5, -1.5], [2.0, 1.0]], dtype="float32")
     y = np.array([[1.0], [0.0], [-1.0], [2.0]], dtype="float32")
     # Momentum 0.9, 0.5, 0.1 at steps 0, 1, 2: far apart so a frozen value shows.
-    momentum = schedules.StepDecay([1, 2], [0.9, 0.5, 0.1])
+    momentum = keras.optimizers.schedules.PiecewiseConstantDecay([0, 1], [0.9, 0.5, 0.1])
     model = linear_model([[0.3], [-0.2]])
     model.compile(
         optimizer=schedules.ScheduledMomentumSGD(0.05, momentum=momentum), loss="mse"
@@ -467,7 +620,7 @@ def test_plateau_respects_min_learning_rate():
 def test_plateau_refuses_a_schedule_optimizer():
     model = linear_model([[1.0], [1.0]])
     model.compile(
-        optimizer=keras.optimizers.SGD(schedules.WarmupCosineDecay(0.1, 100)), loss="mse"
+        optimizer=keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.1, 100)), loss="mse"
     )
     callback = schedules.make_plateau_callback()
     callback.set_model(model)

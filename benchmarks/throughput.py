@@ -65,7 +65,7 @@ def _tensorflow_worker(model_name: str, batch_size: int, batches: int) -> None:
 
     from helpers.compilation import compile_model
     from helpers.experiment import ExperimentConfig
-    from helpers.pipeline import make_dataset
+    from helpers.pipeline import make_splits
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch_size * batches * 4, 32, 32, 3), dtype=np.uint8)
@@ -75,9 +75,10 @@ def _tensorflow_worker(model_name: str, batch_size: int, batches: int) -> None:
     keras.utils.set_random_seed(0)
     compiled = compile_model(config, 10, batches)
     model = compiled.model
-    dataset = make_dataset(images, labels, batch_size=batch_size, training=True,
-                           mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26], seed=0,
-                           repeat=True, drop_remainder=True)
+    class _Arrays:  # the training split is all make_splits reads here
+        x_train, y_train = images, labels
+
+    dataset = make_splits(_Arrays, batch_size=batch_size, splits=("train",), seed=0, repeat_train=True).train
     iterator_dataset = dataset
     parameters = int(sum(np.prod(v.shape) for v in model.trainable_variables))
     print(json.dumps({"ready": True, "parameters": parameters,

@@ -30,21 +30,13 @@ def validation_predictions(record: RunRecord, batch_size: int = 256) -> tuple[np
 
     Used in: 07_cifar100
     """
-    from helpers.data import channel_stats
-    from helpers.engine import load_trained_model
-    from helpers.pipeline import make_dataset
+    from helpers.pipeline import make_splits
+    from helpers.training import load_trained_model, predict_logits
 
     data = _run_data(record)
     model = load_trained_model(record)
-    mean, std = channel_stats(data.x_train)
-    dataset = make_dataset(data.x_val, data.y_val, batch_size=batch_size, training=False,
-                           mean=mean, std=std)
-    outputs = model.predict(dataset.map(lambda x, y: x), verbose=0)
-    if isinstance(outputs, dict):
-        outputs = outputs["logits"]
-    elif isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    return np.argmax(outputs, axis=1), data.y_val, data
+    validation = make_splits(data, batch_size=batch_size, splits=("validation",)).validation
+    return np.argmax(predict_logits(model, validation), axis=1), data.y_val, data
 
 
 def confusion_matrix(true_labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:

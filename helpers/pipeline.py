@@ -15,6 +15,8 @@ deterministic mode as well as the fast one.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from typing import Callable
 
@@ -192,32 +194,67 @@ def make_dataset(
     return dataset
 
 
-def make_splits(data, *, batch_size: int, seed: int = 0, augment: bool = True,
-                deterministic: bool = False, repeat_train: bool = False,
-                label_transform=None) -> dict[str, tf.data.Dataset]:
-    """Train, validation and test pipelines for a ``CifarData``, one set of stats.
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """The pipelines of one run, all normalised with the training split's statistics.
 
-    Returns:
-        {"train": ..., "validation": ..., "test": ...}; "validation" is None
-        when the data has no validation split. Statistics come from the
-        training split only.
+    Attributes:
+        train, validation, test: tf.data pipelines, None for a split not
+            asked for (or an empty validation split).
+        mean, std: Per-channel statistics of the training split, 0..1 units.
+    """
 
-    Used in: no notebook or module (helpers.training builds its splits with make_dataset).
+    train: tf.data.Dataset | None
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset | None
+    mean: np.ndarray
+    std: np.ndarray
+
+
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+def make_splits(data, *, batch_size: int, splits: tuple[str, ...] = SPLIT_NAMES, seed: int = 0,
+                augment: bool = True, deterministic: bool = False, repeat_train: bool = False,
+                drop_remainder_train: bool = True, label_transform=None) -> Splits:
+    """The one pipeline set-up: statistics from the training split, then each split's pipeline.
+
+    Training, the LR range test, evaluation, the throughput measurement and
+    the benchmarks all build their pipelines here, so they normalise the
+    same way.
+
+    Args:
+        data: Anything with ``x_train``/``y_train`` (and ``x_val``/``y_val``,
+            ``x_test``/``y_test`` for those splits): a ``CifarData``, a run's
+            data.
+        splits: Which pipelines to build.
+        seed: Seeds the training pipeline's shuffling and augmentation.
+        repeat_train: Repeat the training pipeline forever.
+        drop_remainder_train: Only whole training batches.
+
+    Raises:
+        ValueError: for an unknown split name.
+
+    Used in: helpers.training (every run, the LR range test), helpers.evaluation (07_cifar100),
+    measure_throughput (00_data), benchmarks/pipeline.py, benchmarks/throughput.py
     """
     from helpers.data import channel_stats
 
+    unknown = sorted(set(splits) - set(SPLIT_NAMES))
+    if unknown:
+        raise ValueError(f"Unknown split(s) {unknown}; known: {', '.join(SPLIT_NAMES)}. Received: {splits!r}")
     mean, std = channel_stats(data.x_train)
-    common = dict(batch_size=batch_size, mean=mean, std=std, seed=seed,
-                  deterministic=deterministic, label_transform=label_transform)
-    splits = {
-        "train": make_dataset(data.x_train, data.y_train, training=True, augment=augment,
-                              repeat=repeat_train, **common),
-        "validation": None,
-        "test": make_dataset(data.x_test, data.y_test, training=False, **common),
-    }
-    if data.x_val.shape[0]:
-        splits["validation"] = make_dataset(data.x_val, data.y_val, training=False, **common)
-    return splits
+    common = dict(batch_size=batch_size, mean=mean, std=std, deterministic=deterministic,
+                  label_transform=label_transform)
+    train = validation = test = None
+    if "train" in splits:
+        train = make_dataset(data.x_train, data.y_train, training=True, seed=seed, augment=augment,
+                             repeat=repeat_train, drop_remainder=drop_remainder_train, **common)
+    if "validation" in splits and data.x_val.shape[0]:
+        validation = make_dataset(data.x_val, data.y_val, training=False, **common)
+    if "test" in splits:
+        test = make_dataset(data.x_test, data.y_test, training=False, **common)
+    return Splits(train=train, validation=validation, test=test, mean=mean, std=std)
 
 
 def augmentation_examples(images: np.ndarray, repeats: int = 3, seed: int = 0) -> np.ndarray:
@@ -247,11 +284,8 @@ def measure_throughput(data, *, batch_size: int = 128, num_batches: int = 200,
     import statistics
     import time
 
-    from helpers.data import channel_stats
-
-    mean, std = channel_stats(data.x_train)
-    dataset = make_dataset(data.x_train, data.y_train, batch_size=batch_size, training=True,
-                           mean=mean, std=std, seed=seed, repeat=True)
+    dataset = make_splits(data, batch_size=batch_size, splits=("train",), seed=seed, repeat_train=True,
+                          drop_remainder_train=False).train
     iterator = iter(dataset)
     for _ in range(min(20, num_batches)):
         next(iterator)  # warm-up: graph tracing and autotuning

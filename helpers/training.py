@@ -54,10 +54,9 @@ from helpers.compilation import (
     make_loss,
     make_optimizer,
 )
-from helpers.data import channel_stats
 from helpers.diagnostics import Diagnostics
 from helpers.experiment import ExperimentConfig
-from helpers.pipeline import make_dataset
+from helpers.pipeline import make_splits
 from helpers.progress import Reporter, resolve_progress
 from helpers.records import RECORD_FILE_NAME, RunRecord, labels_digest, load_record, pack_bits
 from helpers.runs import RunData, as_run_data, content_digest, load_run_data
@@ -299,6 +298,22 @@ def images_per_second(record: RunRecord, config: ExperimentConfig, steps_per_epo
     return images / sum(chosen)
 
 
+def predict_logits(model, dataset) -> np.ndarray:
+    """The main head's logits for every image of an (images, labels) pipeline, in order.
+
+    A gated net's side head is left out: its outputs are a dict or list with
+    the main logits first.
+
+    Used in: every run's per-image test scores, helpers.evaluation (07_cifar100)
+    """
+    outputs = model.predict(dataset.map(lambda images, _: images), verbose=0)
+    if isinstance(outputs, dict):
+        outputs = outputs["logits"]
+    elif isinstance(outputs, (list, tuple)):
+        outputs = outputs[0]
+    return np.asarray(outputs, dtype=np.float32)
+
+
 def test_predictions(model, test_data, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
     """Per-image test scores (top-1 and, beyond 10 classes, top-5), packed.
 
@@ -306,12 +321,7 @@ def test_predictions(model, test_data, labels: np.ndarray, num_classes: int) -> 
     kept so that two arms can be compared image by image
     (``helpers.intervals.difference_interval``).
     """
-    outputs = model.predict(test_data.map(lambda images, _: images), verbose=0)
-    if isinstance(outputs, dict):
-        outputs = outputs["logits"]
-    elif isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    logits = np.asarray(outputs, dtype=np.float32)
+    logits = predict_logits(model, test_data)
     labels = np.asarray(labels, dtype=np.int64).ravel()
     payload: dict[str, Any] = {"images": int(labels.shape[0]), "labels_digest": labels_digest(labels),
                                "accuracy": pack_bits(np.argmax(logits, axis=1) == labels)}
@@ -374,19 +384,10 @@ def train(config: ExperimentConfig, run_data: RunData, *, run_id: str, run_dir: 
         record.sessions.append({"start_epoch": start_epoch, "seed": seed, "started": _utc_now(),
                                 "pid": os.getpid()})
 
-        mean, std = channel_stats(run_data.x_train)
-        common = dict(mean=mean, std=std, deterministic=config.deterministic,
-                      label_transform=compiled.label_transform)
-        train_data = make_dataset(run_data.x_train, run_data.y_train, batch_size=config.batch_size,
-                                  training=True, seed=seed, augment=config.augment,
-                                  drop_remainder=True, **common)
-        validation_data = None
-        if run_data.x_val.shape[0]:
-            validation_data = make_dataset(run_data.x_val, run_data.y_val,
-                                           batch_size=config.batch_size, training=False, **common)
-        test_data = make_dataset(run_data.x_test, run_data.y_test, batch_size=config.batch_size,
-                                 training=False, **common)
-        fixed_images = _normalised(run_data.x_train[: config.batch_size], mean, std)
+        pipelines = make_splits(run_data, batch_size=config.batch_size, seed=seed, augment=config.augment,
+                                deterministic=config.deterministic, label_transform=compiled.label_transform)
+        train_data, validation_data, test_data = pipelines.train, pipelines.validation, pipelines.test
+        fixed_images = _normalised(run_data.x_train[: config.batch_size], pipelines.mean, pipelines.std)
         fixed_labels = run_data.y_train[: config.batch_size].astype(np.int32)
         diagnostics = Diagnostics(compiled, fixed_images, fixed_labels, config.record_gradient_norms)
 
@@ -550,16 +551,14 @@ def find_learning_rate(
         schedule = make_schedule("constant", learning_rate=config.learning_rate,
                                  steps_per_epoch=steps_per_epoch, num_epochs=1)
         optimizer = make_optimizer(config, schedule, [])
-        mean, std = channel_stats(run_data.x_train)
         if len(model.outputs) > 1:
             raise ValueError(
                 "find_learning_rate supports single-output models; build the model without its "
                 f"side head. Received: model={config.model!r} with {len(model.outputs)} outputs"
             )
-        dataset = make_dataset(run_data.x_train, run_data.y_train, batch_size=config.batch_size,
-                               training=True, mean=mean, std=std, seed=config.seed,
-                               augment=config.augment, deterministic=config.deterministic,
-                               repeat=True, drop_remainder=True)
+        dataset = make_splits(run_data, batch_size=config.batch_size, splits=("train",), seed=config.seed,
+                              augment=config.augment, deterministic=config.deterministic,
+                              repeat_train=True).train
         reporter.log(f"lr-find: {config.label}, {num_iterations} iterations from "
                      f"{min_learning_rate:g} to {max_learning_rate:g}")
         return lr_find(model, dataset, loss=make_loss(config.label_smoothing), optimizer=optimizer,

@@ -168,3 +168,26 @@ def test_importing_helpers_turns_on_onednn_unless_told_otherwise():
                          capture_output=True, text=True, check=True)
     assert on.stdout.split()[-1] == "True"
     assert off.stdout.split()[-1] == "False"
+
+
+def test_make_splits_normalises_every_split_with_the_training_statistics():
+    from helpers.data import channel_stats
+    from helpers.pipeline import make_splits
+    from tests.engine_helpers import synthetic_cifar
+
+    data = synthetic_cifar(num_train=64, num_val=16, num_test=16)
+    splits = make_splits(data, batch_size=16, augment=False)
+    mean, std = channel_stats(data.x_train)
+    np.testing.assert_array_equal(splits.mean, mean)
+    x_test, y_test = _collect(splits.test)
+    np.testing.assert_allclose(x_test, (data.x_test / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(y_test, data.y_test)
+    expected, _ = _collect(make_dataset(data.x_train, data.y_train, batch_size=16, training=True, mean=mean,
+                                        std=std, seed=0, augment=False, drop_remainder=True))
+    np.testing.assert_array_equal(_collect(splits.train)[0], expected)
+    only = make_splits(data, batch_size=16, splits=("validation",))
+    assert only.train is None and only.test is None and only.validation is not None
+    empty = synthetic_cifar(num_train=64, num_val=0, num_test=16)
+    assert make_splits(empty, batch_size=16).validation is None
+    with pytest.raises(ValueError, match="Unknown split"):
+        make_splits(data, batch_size=16, splits=("val",))

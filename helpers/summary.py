@@ -23,7 +23,7 @@ import html
 import math
 from typing import Mapping, Sequence
 
-from helpers import environment, intervals, studies
+from helpers import environment, intervals, profiles, studies
 from helpers.profiles import Profile
 from helpers.references import Reference, references_for
 
@@ -82,8 +82,8 @@ def profile_statement(profile: Profile) -> str:
     half_width = accuracy_half_width(test_images)
     if seeds < intervals.MINIMUM_SEEDS_FOR_A_CLAIM:
         sentences.append(
-            f"With one seed per arm no comparison can be resolved, and every finding says so; "
-            f"its numbers show that the series runs end to end, not what any recipe achieves.")
+            "With one seed per arm no comparison can be resolved, and every finding says so; "
+            "its numbers show that the series runs end to end, not what any recipe achieves.")
     else:
         sentences.append(
             f"It can show the direction of effects larger than the noise: a comparison states a "
@@ -195,15 +195,21 @@ def headline_experiments(profile: Profile, data_dir=None, runs_dir=None) -> list
                 "the student's set-up: dropout 0.5 in blocks, 0.3 before the classifier"),
         RowPlan(("augmentation_weight_decay",), FIX, "fix: no dropout"),
     )))
-    cyclical_name = ("One-cycle ResNet-56 on CIFAR-10" if profile.name == "full"
+    cyclical_name = ("One-cycle ResNet-56 on CIFAR-10" if profile.name == profiles.FULL
                      else "Cyclical LR, ResNet-20 on CIFAR-10")
     base = studies.cyclical_base(profile, data_dir)
-    range_test = studies.learning_rate_range_test(base, profile.lr_find_iterations, runs_dir,
-                                                  progress=False, cached_only=True)
+    from helpers.data import CifarDataError
+
+    try:
+        # Cached results are keyed by the data's identity, so looking one up reads the data.
+        range_test = studies.learning_rate_range_test(base, profile.lr_find_iterations, runs_dir,
+                                                      progress=False, cached_only=True)
+        missing = ("not run: the LR range test of 05_cyclical_lr, which sets these arms' rates, "
+                   "is not in the cache")
+    except CifarDataError as error:
+        range_test, missing = None, f"not run: the data cannot be found ({error})"
     if range_test is None:
-        plans.append(ExperimentPlan(cyclical_name, {}, (), missing=(
-            "not run: the LR range test of 05_cyclical_lr, which sets these arms' rates, "
-            "is not in the cache")))
+        plans.append(ExperimentPlan(cyclical_name, {}, (), missing=missing))
     else:
         cyclical = studies.cyclical_arms(profile, range_test.suggested_base_learning_rate,
                                          range_test.suggested_max_learning_rate, data_dir)
@@ -424,8 +430,8 @@ class SummaryTable:
         return [f"{footnote.marker} {footnote.reference.describe()}" for footnote in self.footnotes]
 
     def _caption(self) -> str:
-        caption = (f"Test accuracy in %: mean +- standard deviation over the seeds run (n). "
-                   f"Verdicts use 95% intervals over the test images and the seeds.")
+        caption = ("Test accuracy in %: mean +- standard deviation over the seeds run (n). "
+                   "Verdicts use 95% intervals over the test images and the seeds.")
         if _is_reduced(self.profile):
             caption += (f" At the {self.profile.name} profile a fix's accuracy is set against the "
                         f"student's full-budget number: \"below\" is expected there and says nothing "
@@ -600,15 +606,14 @@ def summary_table(profile: Profile, data_dir=None, runs_dir=None) -> SummaryTabl
 def stamp(profile: Profile, table: SummaryTable | None = None) -> str:
     """Profile, date, the machine reading the records, software and git revision, in one line.
 
-    From ``helpers.environment`` (the same functions the run records and the
-    report's stamp use); imports no TensorFlow. With ``table``, also the
-    machines that trained the runs it shows, from their records.
+    From ``helpers.environment.stamp()``, the one machine stamp the run
+    records and the report also use; imports no TensorFlow. With ``table``,
+    also the machines that trained the runs it shows, from their records.
 
     Used in: 08_summary
     """
-    hardware = environment.hardware()
-    versions = environment.software_versions()
-    git = environment.git_state(exclude=environment.SERIES_OUTPUTS)
+    machine = environment.stamp()
+    hardware, versions, git = machine["hardware"], machine["versions"], machine["git"]
     gpus = hardware.get("gpus") or []
     revision = git.get("revision")
     revision_text = (f"git {revision[:10]}{' (uncommitted changes)' if git.get('dirty') else ''}"

@@ -1,4 +1,4 @@
-"""The report command: execution with papermill, the self-contained page, the PDF.
+"""The report command: execution with papermill, the page nbconvert renders, the PDF.
 
 Three tiny notebooks are executed once for the module (a few seconds per
 kernel): one with parameters and two figures, one that fails in a code cell,
@@ -22,7 +22,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from helpers import cli, report
+from helpers import cli, notebook_execution, notebook_html, pdf, report
 
 PNG_1X1 = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -152,7 +152,7 @@ def test_page_is_self_contained(executed):
     collector.feed(executed["page"])
     assert collector.loads, "expected embedded images"
     assert all(url.startswith("data:") for url in collector.loads), collector.loads
-    assert report.external_references(executed["page"]) == []
+    assert notebook_html.external_references(executed["page"]) == []
     # The Colab badge became text; its link (navigation, not a load) stays.
     assert "Open In Colab" in executed["page"]
 
@@ -277,14 +277,14 @@ def test_render_embeds_local_attached_and_drops_remote_images(tmp_path):
     executed_path.parent.mkdir()
     nbformat.write(notebook, executed_path)
 
-    rendered = report.render_report([executed_path], tmp_path / "out", report.collect_stamp("smoke"), None)
+    rendered = report.render_report([executed_path], tmp_path / "out", "smoke")
 
     page = rendered.html_path.read_text(encoding="utf-8")
     assert rendered.external_references == ()
     assert rendered.image_count == 2
     assert page.count(f"data:image/png;base64,{encoded}") == 2
     assert "remote-html" in page and "[image not found: pictures/missing.png]" in page
-    assert "[image not found: missing-attachment:nowhere.png]" in page
+    assert "[image not found: attachment:nowhere.png]" in page
     # Progress bars keep their last state; backspaces erase.
     assert "100%\nback\n" in page and "10%" not in page
     printed = rendered.print_html_path.read_text(encoding="utf-8")
@@ -294,14 +294,14 @@ def test_render_embeds_local_attached_and_drops_remote_images(tmp_path):
 def test_kernel_interpreter_check():
     import sys
 
-    assert report._kernel_uses_this_interpreter("python")
-    assert report._kernel_uses_this_interpreter(sys.executable)
-    assert not report._kernel_uses_this_interpreter("/nonexistent/other-env/bin/python")
+    assert notebook_execution.kernel_uses_this_interpreter("python")
+    assert notebook_execution.kernel_uses_this_interpreter(sys.executable)
+    assert not notebook_execution.kernel_uses_this_interpreter("/nonexistent/other-env/bin/python")
 
 
 def _dump_dom(chromium: str, page: Path) -> str:
     with tempfile.TemporaryDirectory() as profile_dir:
-        command = report.chromium_command(chromium, profile_dir, "--dump-dom", page.resolve().as_uri())
+        command = pdf.chromium_command(chromium, profile_dir, "--dump-dom", page.resolve().as_uri())
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -354,21 +354,21 @@ def test_failure_location_without_an_error_output(tmp_path):
     # A dead kernel: the cell that killed it started, the next never did.
     dead = new_notebook(cells=[injected, _cell("print(1)", 2), new_markdown_cell("text"),
                                _cell("os._exit(1)", 3), _cell("print(2)", None, started=False)])
-    assert report._locate_failure(dead) == (2, 3, None)
+    assert notebook_execution.locate_failure(dead) == (2, 3, None)
     nbformat.write(dead, tmp_path / "05_dead.ipynb")
-    failure = report.failure_from_executed(tmp_path / "05_dead.ipynb")
+    failure = notebook_execution.failure_from_executed(tmp_path / "05_dead.ipynb")
     assert (failure.notebook, failure.cell_number, failure.ename) == ("05_dead", 2, "NotFinished")
     # Every cell started and none failed: no failure, unless execution is
     # known to have stopped (then the last cell is the one).
     finished = new_notebook(cells=[injected, _cell("print(1)", 2), _cell("print(2)", 3)])
-    assert report._locate_failure(finished) is None
-    assert report._locate_failure(finished, stopped=True) == (2, 3, None)
+    assert notebook_execution.locate_failure(finished) is None
+    assert notebook_execution.locate_failure(finished, stopped=True) == (2, 3, None)
     # An error output wins; a cell tagged raises-exception is allowed one.
     error = new_output("error", ename="ValueError", evalue="bad", traceback=[])
     allowed = _cell("raise ValueError", 2, outputs=[error], tags=["raises-exception"])
     failing = new_notebook(cells=[injected, allowed, _cell("fail()", 3, outputs=[error]),
                                   _cell("print(2)", None, started=False)])
-    assert report._locate_failure(failing) == (2, 3, error)
+    assert notebook_execution.locate_failure(failing) == (2, 3, error)
 
 
 # ---------------------------------------------------------------------------
@@ -404,7 +404,7 @@ def _executed(tmp_path, stem, cells, profile="quick", duration=8.0):
 
 
 def _render(tmp_path, paths, profile="quick"):
-    rendered = report.render_report(paths, tmp_path / "out", report.collect_stamp(profile), None)
+    rendered = report.render_report(paths, tmp_path / "out", profile)
     return (rendered.html_path.read_text(encoding="utf-8"),
             rendered.print_html_path.read_text(encoding="utf-8"))
 
@@ -457,11 +457,11 @@ def test_tensorflow_log_lines_are_stripped_but_real_errors_kept(tmp_path):
 
 def test_kernel_environment_quiets_tensorflow(monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
-    with report._kernel_environment("01_x", None):
+    with notebook_execution.kernel_environment("01_x", None):
         assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the caller's own choice wins
-    with report._kernel_environment("01_x", None):
+    with notebook_execution.kernel_environment("01_x", None):
         assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
 
@@ -555,3 +555,146 @@ def test_summary_notebook_header_has_no_empty_label():
     tagged = [cell for cell in notebook.cells if "summary-table" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1 and "summary.summary_table(profile, DATA_DIR)" in tagged[0].source
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+
+
+# ---------------------------------------------------------------------------
+# The page is nbconvert's (issue 16, point 4): its HTMLExporter, the project
+# template and preprocessors; nothing fetched; one notebook renders alone.
+# ---------------------------------------------------------------------------
+
+
+class _HttpCollector(HTMLParser):
+    """Every http(s) reference except a link a reader may follow (``<a href>``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.references: list[str] = []
+        self._tag = None
+
+    def handle_starttag(self, tag, attrs):
+        self._tag = tag
+        for name, value in attrs:
+            if value and re.search(r"https?:", value) and not (tag == "a" and name == "href"):
+                self.references.append(f"<{tag} {name}={value[:80]}>")
+
+    def handle_data(self, data):
+        if self._tag in ("script", "style") and re.search(r"https?:", data):
+            self.references.append(f"<{self._tag}>: {data[:80]}")
+
+
+def _http_references(page: str) -> list[str]:
+    collector = _HttpCollector()
+    collector.feed(page)
+    return collector.references
+
+
+def _assert_fetches_nothing(page: str) -> None:
+    assert _http_references(page) == []
+    assert notebook_html.external_references(page) == []
+    # No loader of nbconvert's stock templates (they would fetch from a CDN).
+    without_data = re.sub(r"data:[^\"'\s)]+", "", page).lower()
+    for loader in ("mathjax", "require.js", "require.min.js", "jquery", "cdn.", "unpkg", "jsdelivr",
+                   "<link", "<script src", "@import"):
+        assert loader not in without_data, loader
+
+
+def test_page_and_print_fetch_nothing_and_name_no_http_source(executed):
+    page = executed["page"]
+    _assert_fetches_nothing(page)
+    _assert_fetches_nothing((executed["output_dir"] / "_work" / "print.html").read_text(encoding="utf-8"))
+    # The one http reference is the Colab badge's link, which a reader may follow.
+    assert re.findall(r'href="(https?:[^"]*)"', page) == [
+        "https://colab.research.google.com/github/example/notebook.ipynb"]
+    # The checker itself can fail.
+    assert _http_references('<script src="https://cdn.example.org/require.js"></script>')
+    assert _http_references('<style>@import url("https://fonts.example.org/a.css");</style>')
+
+
+def test_sections_are_the_exporters_fragments(executed):
+    import nbformat
+    from nbconvert.exporters import HTMLExporter
+
+    exporter = notebook_html.exporter()
+    assert isinstance(exporter, HTMLExporter) and exporter.template_name == "cifar_lab"
+    path = executed["output_dir"] / "executed" / "02_after.ipynb"
+    fragment = notebook_html.export(nbformat.read(path, as_version=4), exporter, name=path.stem,
+                                    folder=path.parent, failed=False)
+    # The section is that fragment, with its heading ids made unique on the page.
+    section = _section(executed["page"], "02_after")
+    assert fragment.replace('id="After-the-failure"', 'id="nb02_after-After-the-failure"').replace(
+        'href="#After-the-failure"', 'href="#nb02_after-After-the-failure"').strip() in section
+    # nbconvert's Markdown renderer anchors headings; its ansi2html colours streams.
+    assert re.search(r'<h1 id="nb00_figures-Tiny-figures">Tiny figures<a class="anchor-link" '
+                     r'href="#nb00_figures-Tiny-figures">', executed["page"])
+    coloured = nbformat.v4.new_notebook(cells=[_cell("print(red)", 1, outputs=[
+        new_output("stream", name="stdout", text="\x1b[31mred-marker\x1b[0m\n")])])
+    assert '<span class="ansi-red-fg">red-marker</span>' in notebook_html.export(
+        coloured, exporter, name="x", folder=".")
+
+
+def _noisy_executed_notebook(tmp_path) -> Path:
+    """An executed notebook with everything the preprocessors drop, as papermill leaves it."""
+    error = new_output("error", ename="ValueError", evalue="boom-marker", traceback=["Traceback-marker"])
+    cells = [
+        new_markdown_cell('<span style="color:red">An Exception was encountered</span>',
+                          metadata={"tags": ["papermill-error-cell-tag"]}),
+        new_markdown_cell("# 09 · Noisy\n\nnarrative-marker\n\n"
+                          "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+                          "(https://colab.research.google.com/x.ipynb)\n\n**Figures written:**\n"),
+        _cell('PROFILE = "full"', 1, tags=["parameters"]),
+        _cell('PROFILE = "quick"\nDATA_DIR = None', 2, tags=["injected-parameters"]),
+        new_markdown_cell("## Setup"),
+        _cell("import tensorflow", 3, outputs=[_stderr(TF_START_UP)]),
+        _cell("save_figure(fig, 'x')", 4, outputs=[
+            new_output("display_data", data={"image/png": base64.b64encode(PNG_1X1).decode("ascii"),
+                                             "text/plain": "<Figure size 640x480 with 1 Axes>"}),
+            new_output("execute_result", execution_count=4, data={
+                "text/plain": "[PosixPath('/work/main/figures/09_x.png')]"})]),
+        new_markdown_cell("## Nothing here"),
+        new_markdown_cell("## Findings\n\nfindings-marker"),
+        _cell("fail()", 5, outputs=[error]),
+        _cell("after()", None, started=False),
+    ]
+    path = _executed(tmp_path, "09_noisy", cells)
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["papermill"]["exception"] = True
+    nbformat.write(notebook, path)
+    return path
+
+
+def _assert_clean_single_page(page: str) -> None:
+    assert page.lstrip().startswith("<!DOCTYPE html>") and "<style" in page
+    _assert_fetches_nothing(page)
+    visible = _without_details(page)
+    assert "narrative-marker" in visible and "findings-marker" in visible and "Open In Colab" in visible
+    assert len(re.findall(r'<img\b[^>]*\bsrc="data:image/png;base64,', page)) == 1
+    for noise in ("PosixPath", "Figure size", "absl::InitializeLog", "cuInit", "port.cc",
+                  "An Exception was encountered", 'PROFILE = "quick"', "Nothing here", "Figures written",
+                  "In&nbsp;[", "Out["):
+        assert noise not in page, noise
+    assert "boom-marker" in visible and "Execution stopped here (ValueError)" in visible
+    # The folded code is there for whoever wants it; the parameters cell is labelled so.
+    assert "<summary>parameters (defaults)</summary>" in page and "Traceback-marker" in page
+
+
+def test_one_executed_notebook_renders_cleanly_with_the_template(tmp_path):
+    _assert_clean_single_page(notebook_html.notebook_page(_noisy_executed_notebook(tmp_path)))
+
+
+def test_jupyter_nbconvert_with_the_template_gives_the_same_clean_page(tmp_path):
+    import sys
+
+    path = _noisy_executed_notebook(tmp_path)
+    out = tmp_path / "nbconvert"
+    project_root = Path(report.__file__).resolve().parents[1]
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(project_root)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    result = subprocess.run(
+        [sys.executable, "-m", "nbconvert", "--to", "html", "--template", "cifar_lab",
+         f"--TemplateExporter.extra_template_basedirs={notebook_html.TEMPLATE_BASEDIR}",
+         "--output-dir", str(out), str(path)],
+        capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (out / "09_noisy.html").read_text(encoding="utf-8")
+    _assert_clean_single_page(page)
+    assert page == notebook_html.notebook_page(path)

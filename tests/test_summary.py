@@ -234,6 +234,21 @@ def test_summary_table_reads_the_cache_only(monkeypatch):
     assert "Runs trained on Test CPU (no GPU)" in summary.stamp(QUICK, table)
 
 
+def test_the_cyclical_rows_say_when_the_data_is_missing(monkeypatch):
+    # The LR range test's cached result is keyed by the data's identity: without
+    # the data its rows say why they are empty, and the other rows are still planned.
+    from helpers.data import CifarDataError
+
+    def no_data(*args, **kwargs):
+        raise CifarDataError("No cifar10 data found.")
+
+    monkeypatch.setattr(studies, "learning_rate_range_test", no_data)
+    plans = summary.headline_experiments(QUICK)
+    cyclical = next(plan for plan in plans if plan.experiment.startswith("Cyclical"))
+    assert cyclical.missing == "not run: the data cannot be found (No cifar10 data found.)"
+    assert any(plan.experiment.startswith("VGG") and plan.missing is None for plan in plans)
+
+
 def test_full_profile_lists_its_published_rows():
     experiments = [plan.experiment for plan in summary.headline_experiments(get_profile("full"))]
     for name in ("ResNet-56 on CIFAR-10", "ResNet-110 on CIFAR-10", "epsilon-ResNet-110 on CIFAR-10",

@@ -14,7 +14,6 @@ and progress go to stderr. Errors print one message on stderr and exit 2.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
@@ -93,30 +92,26 @@ def _build_parser() -> argparse.ArgumentParser:
             cli_train.add_lr_find_arguments(lr_find)
         lr_find.set_defaults(handler=cli_train.lr_find_main)
 
-    from helpers import report
-
-    render = commands.add_parser("report", help="execute the notebooks and render report/")
-    report.add_report_arguments(render)
-    render.set_defaults(handler=_report_handler(report.report_main))
+    try:
+        # helpers.report checks at import that the report extra is installed.
+        from helpers import report
+    except ImportError as error:
+        missing = error.name or str(error)
+        # Say what to install instead of argparse's "invalid choice: 'report'".
+        render = commands.add_parser("report", help="execute the notebooks and render report/ "
+                                     "(needs the report extra)")
+        render.set_defaults(handler=lambda args: _missing_report_extra(missing), takes_any_arguments=True)
+    else:
+        render = commands.add_parser("report", help="execute the notebooks and render report/")
+        report.add_report_arguments(render)
+        render.set_defaults(handler=report.report_main)
     return parser
 
 
-# What the report imports beyond a notebook kernel's needs: the "report" extra.
-REPORT_MODULES = ("papermill", "nbconvert", "nbformat", "jupyter_client", "ipykernel")
-
-
-def _report_handler(report_main):
-    def handler(args) -> int:
-        for name in REPORT_MODULES:
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                print(f"error: the report needs the package {name!r}, which is not installed. Install the "
-                      "report extra: pip install -c constraints.txt -e \".[report]\"", file=sys.stderr)
-                return 2
-        return report_main(args)
-
-    return handler
+def _missing_report_extra(missing: str) -> int:
+    print(f"error: the report needs the package {missing!r}, which is not installed. Install the "
+          "report extra: pip install -c constraints.txt -e \".[report]\"", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     (see ``helpers/__init__.py``), which this module's import already did.
     """
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

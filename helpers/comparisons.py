@@ -130,7 +130,8 @@ def arm_line(result) -> str:
     if not result.completed:
         return f"- {bold(result)}: no record of this arm (0 of {len(result.records)} seeds run)."
     epochs = sorted({record.epochs_completed for record in result.completed})
-    epoch_text = (f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs")
+    epoch_text = (f"{epochs[0]} epoch{'' if epochs[0] == 1 else 's'}" if len(epochs) == 1
+                  else f"{epochs[0]}-{epochs[-1]} epochs")
     parts = [f"test accuracy {intervals.format_mean_spread(result.test_values('accuracy'))}"]
     if any("val_accuracy" in record.history for record in result.completed):
         parts.append(f"best validation accuracy {intervals.format_mean_spread(result.best_values('val_accuracy'))}")

@@ -314,6 +314,9 @@ def training_curves(results, metric: str = "accuracy", learning_rate_panel: bool
             continue
         first = arm.completed[0]
         rate = np.asarray(first.curve("learning_rate")) if "learning_rate" in first.history else None
+        if rate is not None:
+            # A warm-up starts at rate 0, which a log axis cannot show: left out, not drawn as a cliff.
+            rate = np.where(rate > 0, rate, np.nan)
         curve = {"arm": arm, "epochs": epochs, "val_epochs": val_epochs, "rate": rate,
                  "rate_epochs": _epochs(first), "seed": first.config.seed}
         for part, matrix in (("train", train), ("val", val)):
@@ -348,6 +351,8 @@ def training_curves(results, metric: str = "accuracy", learning_rate_panel: bool
         # Drawn on top of its twin, thinner and with hollow markers: the twin
         # shows on both sides of it, and neither hides the other.
         marks = {"marker": "o", "ms": 5, "mfc": "none", "mew": 1.3, "zorder": 3} if twin is not None else {}
+        if twin is None and len(curve["epochs"]) == 1:
+            marks = {"marker": "o", "ms": 6}  # a one-epoch arm is a point, which a line alone would not show
         width = 0.9 if twin is not None else 1.8
         if curve["train"] is not None:
             _draw_spread(axis, curve["epochs"], curve["train"], colour, lw=width, **marks)
@@ -361,7 +366,8 @@ def training_curves(results, metric: str = "accuracy", learning_rate_panel: bool
                               **{k: v for k, v in marks.items() if k != "zorder"}))
         if learning_rate_panel and curve["rate"] is not None:
             axes[1, 0].plot(curve["rate_epochs"], curve["rate"], color=colour,
-                            **({"lw": 0.9, **marks} if same_rate else {"lw": 1.5}))
+                            **({"lw": 0.9, **marks} if same_rate
+                               else {"lw": 1.5, **({"marker": "o", "ms": 4} if len(curve["rate"]) == 1 else {})}))
     axis.set_ylabel(f"{metric.replace('_', ' ')}{' (%)' if scale != 1 else ''}")
     if log:
         axis.set_yscale("log")
@@ -678,7 +684,7 @@ def metric_against(results, x_values, x_label: str, metric: str = "test_accuracy
         axis.set_xscale("log")
     numeric = [x for x in x_values if isinstance(x, (int, float)) and math.isfinite(x)]
     if len(numeric) == len(x_values) and len(set(numeric)) <= 12:
-        axis.set_xticks(sorted(set(numeric)), [f"{x:g}" for x in sorted(set(numeric))])
+        axis.set_xticks(sorted(set(numeric)), [f"{x:.3g}" for x in sorted(set(numeric))])
         axis.minorticks_off()
     axis.set_xlabel(x_label)
     what = (f"final test {metric[len('test_'):].replace('_', ' ')}" if metric.startswith("test_")

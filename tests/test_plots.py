@@ -435,3 +435,19 @@ def test_gate_map_returns_none_and_draws_nothing_when_no_gate_varies():
     assert plt.get_fignums() == before
     with pytest.raises(ValueError, match="recorded gates"):
         plots.gate_map([_arm("plain")])
+
+
+def test_training_curves_show_a_one_epoch_arm_as_a_point_and_leave_rate_zero_out():
+    short = _arm("short", epochs=1)
+    fig = plots.training_curves({("short",): short, ("long",): _arm("long")})
+    axis, rates = fig.axes[0], fig.axes[1]
+    one_point = [line for line in axis.get_lines() if len(line.get_xdata()) == 1 and line.get_marker() == "o"]
+    assert one_point, "a one-epoch arm must be drawn with a marker"
+    plt.close(fig)
+    warm = _arm("warm")
+    for record in warm.records:
+        record.history["learning_rate"][0] = 0.0  # a warm-up's first rate
+    fig = plots.training_curves({("warm",): warm})
+    drawn = fig.axes[1].get_lines()[0].get_ydata()
+    assert np.isnan(drawn[0]) and np.all(np.asarray(drawn[1:]) > 0)
+    plt.close(fig)

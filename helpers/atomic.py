@@ -41,43 +41,15 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.fsync(handle.fileno())
 
 
-def temporary_name(path: str | os.PathLike) -> Path:
-    """A hidden name beside ``path``, private to this process."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-@contextlib.contextmanager
-def replacing(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Opens a temporary file beside ``path``; on success it replaces ``path``.
-
-    Usage: ``with replacing(path) as handle: handle.write(text)``. The file is
-    flushed and fsynced before the rename; on an error the temporary file is
-    removed and ``path`` keeps its old content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_name(path)
-    try:
-        with open(temporary, mode, encoding=None if "b" in mode else encoding) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
-    fsync_directory(path.parent)
-
-
 @contextlib.contextmanager
 def replacing_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Like :func:`replacing`, for writers that want a file name, not a handle.
+    """A temporary path beside ``path``; on success it replaces ``path``.
 
-    Yields a temporary path (with ``path``'s suffix, so writers that choose a
-    format by suffix still do); whatever was written there is fsynced and
-    renamed over ``path`` when the block ends without an error.
+    Yields a hidden name private to this process, with ``path``'s suffix (so
+    writers that choose a format by suffix still do); whatever was written
+    there is fsynced and renamed over ``path`` when the block ends without an
+    error, then the folder is fsynced. On an error the temporary file is
+    removed and ``path`` keeps its old content.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +63,17 @@ def replacing_path(path: str | os.PathLike) -> Iterator[Path]:
             temporary.unlink()
         raise
     fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """:func:`replacing_path` for writers that want an open handle.
+
+    Usage: ``with replacing(path) as handle: handle.write(text)``.
+    """
+    with replacing_path(path) as temporary:
+        with open(temporary, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -72,8 +72,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.epilog = _TRAIN_EPILOG
     add = parser.add_argument
-    add("--model", required=True, help="model name, e.g. resnet20 (see `python -m helpers models`)")
-    add("--dataset", required=True, choices=DATASETS)
+    add("--model", help="model name, e.g. resnet20 (see `python -m helpers models`); required unless "
+        "--from-record")
+    add("--dataset", choices=DATASETS, help="required unless --from-record")
     add("--data-dir", default=None,
         help="directory (or archive) holding the data; default: $CIFAR_DATA_DIR, else the Keras download")
     add("--epochs", dest="num_epochs", type=int, default=None, help="number of epochs")
@@ -116,6 +117,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--json", action="store_true", help="print exactly one JSON object on stdout")
 
 
+def add_from_record_argument(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--from-record`` to ``train``.
+
+    Used in: helpers.cli (the ``train`` subcommand).
+    """
+    parser.add_argument(
+        "--from-record", metavar="PATH", default=None,
+        help="retrain exactly the configuration of this run record (a record.json or its run folder) "
+             "into a fresh folder (default: runs/retrain/<run id>-<time>) and print the new record beside "
+             "the old one; only --data-dir, --runs-dir, --progress and --json may be given with it")
+
+
 def add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the range test's own options to ``lr-find``.
 
@@ -145,6 +158,10 @@ def config_from_arguments(args: argparse.Namespace):
 
     Used in: helpers.cli
     """
+    for required in ("model", "dataset"):
+        if getattr(args, required, None) is None:
+            raise ValueError(f"--{required} is required (or, for train, --from-record PATH). "
+                             f"Received: no --{required}")
     values: dict[str, Any] = {}
     for name in _CONFIG_ARGUMENTS:
         value = getattr(args, name, None)
@@ -171,6 +188,8 @@ def train_main(args: argparse.Namespace) -> int:
 
     Used in: helpers.cli
     """
+    if getattr(args, "from_record", None):
+        return _retrain_main(args)
     config = config_from_arguments(args)
     progress = "auto" if args.progress == "auto" else args.progress
     try:
@@ -191,6 +210,56 @@ def train_main(args: argparse.Namespace) -> int:
         if record.train_images_per_second:
             print(f"images/s   {record.train_images_per_second:.1f}")
     return 0 if record.status == "completed" else 3
+
+
+def _retrain_main(args: argparse.Namespace) -> int:
+    """``train --from-record PATH``: the same configuration, trained again, printed beside the old record."""
+    import datetime as dt
+    from pathlib import Path
+
+    from helpers import config as project_config
+    from helpers.records import load_record
+
+    given = [f"--{name.replace('_', '-')}" for name in _CONFIG_ARGUMENTS
+             if name != "data_dir" and getattr(args, name, None) is not None]
+    if given:
+        raise ValueError(f"--from-record retrains the record's own configuration; leave out {', '.join(given)}. "
+                         f"Received: {' '.join(given)}")
+    old = load_record(args.from_record)
+    config = old.config if args.data_dir is None else old.config.replace(data_dir=args.data_dir)
+    engine.check_names(config)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    runs_dir = Path(args.runs_dir) if args.runs_dir else project_config.RUNS_DIR / "retrain" / f"{old.run_id}-{stamp}"
+    if (runs_dir / old.run_id).exists():
+        raise ValueError(f"{runs_dir / old.run_id} exists already, so the cache would answer instead of training; "
+                         f"pass another --runs-dir. Received: --runs-dir {runs_dir}")
+    new = engine.run(config, runs_dir=runs_dir, progress=args.progress, resume=False)
+    rows = [("run id", old.run_id, new.run_id), ("status", old.status, new.status),
+            ("epochs", old.epochs_completed, new.epochs_completed)]
+    for key in ("accuracy", "top5_accuracy", "loss"):
+        if key in old.test or key in new.test:
+            rows.append((f"test {key}", old.test_metric(key), new.test_metric(key)))
+    for key in ("loss", "val_accuracy"):
+        if key in old.history and key in new.history and old.epochs_completed and new.epochs_completed:
+            rows.append((f"final {key}", old.final(key), new.final(key)))
+    hardware_old = (old.environment.get("hardware") or {})
+    hardware_new = (new.environment.get("hardware") or {})
+    rows.append(("hardware", hardware_old.get("cpu"), hardware_new.get("cpu")))
+    rows.append(("instruction set", (hardware_old.get("instruction_set") or {}).get("widest"),
+                 (hardware_new.get("instruction_set") or {}).get("widest")))
+    if args.json:
+        _print_json({"old": old.to_dict(), "new": new.to_dict(), "same_run_id": old.run_id == new.run_id,
+                     "test_accuracy_difference": new.test_metric("accuracy") - old.test_metric("accuracy")})
+    else:
+        print(f"{'':18}{'committed record':>28}  {'this retraining':>28}")
+        for name, before, after in rows:
+            text = [f"{value:.4f}" if isinstance(value, float) else str(value) for value in (before, after)]
+            print(f"{name:18}{text[0]:>28}  {text[1]:>28}")
+        print(f"new record         {new.path}")
+        if old.run_id != new.run_id:
+            print("note: the run ids differ, so the data differ from the committed record's "
+                  "(another copy of CIFAR, or other files in --data-dir).")
+    return 0 if new.status == "completed" else 3
 
 
 def lr_find_main(args: argparse.Namespace) -> int:

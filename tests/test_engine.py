@@ -462,6 +462,40 @@ def test_cli_train_prints_one_json_record_and_then_serves_the_cache(tmp_path):
     assert "Unknown model name" in bad.stderr
 
 
+def test_cli_train_from_record_retrains_the_same_configuration_beside_the_old_one(tmp_path):
+    from helpers import engine
+    from tests.cifar_fixtures import write_cifar10_python
+
+    write_cifar10_python(tmp_path / "data", per_class=10)
+    config = tiny_config(data_dir=str(tmp_path / "data"), train_size=64, validation_size=50, num_epochs=1,
+                         seed=3, steps_per_execution=1)
+    env = subprocess_env(CIFAR_LAB_CACHE_DIR=str(tmp_path / "cache"))
+    old = engine.run(config, runs_dir=tmp_path / "runs", progress=False)
+    command = [sys.executable, "-m", "helpers", "train", "--from-record", str(old.path),
+               "--runs-dir", str(tmp_path / "again"), "--json"]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["same_run_id"] and payload["new"]["config"] == payload["old"]["config"]
+    assert payload["new"]["run_id"] == old.run_id and "epoch 1/1" in result.stderr  # trained, not cached
+    assert (tmp_path / "again" / old.run_id / "record.json").is_file()
+    # A deterministic configuration on the same host repeats its record's numbers.
+    assert payload["new"]["test"]["accuracy"] == pytest.approx(old.test["accuracy"])
+    assert payload["test_accuracy_difference"] == pytest.approx(0.0, abs=1e-9)
+    # The table form, and the refusals.
+    table = subprocess.run([*command[:6], "--runs-dir", str(tmp_path / "third")], cwd=PROJECT_ROOT, env=env,
+                           capture_output=True, text=True, timeout=240)
+    assert table.returncode == 0 and "committed record" in table.stdout and "test accuracy" in table.stdout
+    mixed = subprocess.run([*command, "--epochs", "3"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                           text=True, timeout=240)
+    assert mixed.returncode == 2 and "leave out --num-epochs" in mixed.stderr
+    again = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 2 and "exists already" in again.stderr
+    missing = subprocess.run([sys.executable, "-m", "helpers", "train", "--dataset", "cifar10"], cwd=PROJECT_ROOT,
+                             env=env, capture_output=True, text=True, timeout=240)
+    assert missing.returncode == 2 and "--model is required" in missing.stderr
+
+
 def test_interrupt_saves_an_interrupted_record_and_the_next_call_resumes(tmp_path, data10,
                                                                          monkeypatch, capsys):
     from helpers import engine

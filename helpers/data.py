@@ -40,7 +40,7 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -931,13 +931,3 @@ def load_cifar(
         seed=seed,
     )
 
-
-def iter_class_examples(data: CifarData, per_class: int, split: str = "train") -> Iterable[tuple[int, np.ndarray]]:
-    """Yields (class index, images[per_class]) for a sample grid.
-
-    Used in: no notebook or module (00_data's grid is drawn by plots.sample_grid).
-    """
-    images = getattr(data, f"x_{split}")
-    labels = getattr(data, f"y_{split}")
-    for class_index in range(data.num_classes):
-        yield class_index, images[np.flatnonzero(labels == class_index)[:per_class]]

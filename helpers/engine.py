@@ -32,7 +32,7 @@ import importlib
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from helpers import config as project_config
 from helpers import model_registry, runs
@@ -44,7 +44,6 @@ from helpers.runs import resolve_run_id
 
 __all__ = [
     "run",
-    "run_many",
     "check_names",
     "resolve_run_id",
     "load_record",
@@ -166,10 +165,3 @@ def check_names(config: ExperimentConfig) -> None:
         raise ValueError(f"Unknown schedule. Allowed names: {', '.join(SCHEDULES)}. "
                          f"Received: schedule={config.schedule!r}")
 
-
-def run_many(configs: Iterable[ExperimentConfig], **kwargs: Any) -> list[RunRecord]:
-    """``run`` for each configuration in turn (cached ones return at once).
-
-    Used in: no notebook (the studies run their arms with helpers.studies.run_study).
-    """
-    return [run(config, **kwargs) for config in configs]

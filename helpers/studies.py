@@ -335,7 +335,7 @@ def dropout_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
 def cyclical_base(profile: Profile, data_dir=None) -> ExperimentConfig:
     """The network and recipe of 05_cyclical_lr (ResNet-56 at full scale, Smith's).
 
-    Used in: 05_cyclical_lr
+    Used in: 05_cyclical_lr, 08_summary (the cyclical rows)
     """
     model = "resnet56" if profile.name == FULL else "resnet20"
     return base_config(profile, "05", data_dir, model=model, weight_decay=1e-4)
@@ -480,7 +480,7 @@ def describe_arms(arms: Mapping[tuple, Arm]):
     Shows at a glance that a comparison changes one factor (or names which);
     the fields every arm shares are in ``frame.attrs["shared"]``.
 
-    Used in: 01_vgg_gradients through 07_cifar100
+    Used in: 01_vgg_gradients, 02_lr_schedules, 04_dropout, 06_sparse_gates, 07_cifar100
     """
     import pandas as pd
 

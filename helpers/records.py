@@ -110,8 +110,9 @@ class RunRecord:
             per-output entries ("logits_loss", "side_logits_loss", ...).
         test: Test-split metrics measured once after the last epoch:
             "loss", "accuracy" and, with more than 10 classes, "top5_accuracy".
-        test_predictions: The same single pass over the test split, per
-            image, for paired comparisons between arms
+        test_predictions: The final weights' predictions on the same test
+            images, per image (a predict pass right after ``evaluate``), for
+            paired comparisons between arms
             (``helpers.intervals``): "images" (count), "labels_digest"
             (sha256 of the test labels in order, so two records can be
             checked to be scored on the same images), and per metric

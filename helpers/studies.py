@@ -460,18 +460,21 @@ def best_by_validation(results: Mapping[tuple, ArmResult], metric: str = "val_ac
 def cached_record(config: ExperimentConfig, runs_dir=None):
     """The finished record of ``config`` from the run cache, or None (trains nothing).
 
+    The engine's own cache lookup: a damaged record is named in one line on
+    stderr and counts as missing.
+
     Used in: 08_summary
     """
-    from helpers import config as project_config
-    from helpers.engine import resolve_run_id
-    from helpers.records import FINISHED_STATUSES, load_record
+    import sys
+    from pathlib import Path
 
-    run_id = resolve_run_id(config, runs_dir=runs_dir)
-    try:
-        record = load_record(run_id, runs_dir or project_config.RUNS_DIR)
-    except FileNotFoundError:
-        return None
-    return record if record.status in FINISHED_STATUSES else None
+    from helpers import config as project_config
+    from helpers import runs
+
+    directory = Path(runs_dir) if runs_dir is not None else project_config.RUNS_DIR
+    run_id = runs.resolve_run_id(config, runs_dir=directory)
+    return runs.cached_record(runs.run_directory(directory, run_id),
+                              lambda message: print(f"warning: {message}", file=sys.stderr))
 
 
 def describe_arms(arms: Mapping[tuple, Arm]):

@@ -158,3 +158,18 @@ def test_range_test_cache_is_keyed_by_the_data_and_survives_damage(tmp_path, mon
         assert f"warning: {path}" in capsys.readouterr().err
         studies.learning_rate_range_test(config, 10, runs_dir=tmp_path, progress=False)
     assert calls == [10, 10, 10]
+
+
+def test_cached_record_reads_the_engine_cache_and_names_a_damaged_record(tmp_path, monkeypatch, capsys):
+    from helpers import runs
+
+    config = ExperimentConfig(model="resnet20")
+    monkeypatch.setattr(runs, "resolve_run_id", lambda config, data=None, runs_dir=None: "resnet20-cifar10-aaaa")
+    assert studies.cached_record(config, tmp_path) is None  # nothing there
+    record = _record(config, 0.5, np.ones(4))
+    record.run_id = "resnet20-cifar10-aaaa"
+    record.save(tmp_path / "resnet20-cifar10-aaaa" / "record.json")
+    assert studies.cached_record(config, tmp_path).test_metric() == 0.5
+    (tmp_path / "resnet20-cifar10-aaaa" / "record.json").write_text('{"run_id": "resnet20-cif')
+    assert studies.cached_record(config, tmp_path) is None
+    assert "damaged run record" in capsys.readouterr().err

@@ -412,13 +412,15 @@ def dropout_findings(results: Mapping[tuple, object]) -> str:
 
 
 def cyclical_findings(results: Mapping[tuple, object]) -> str:
-    """One-cycle, triangular CLR and the short one-cycle, each against step decay.
+    """One-cycle, triangular CLR, the short one-cycle and the high-peak one-cycle
+    (super-convergence), each against step decay; and the high peak against
+    one-cycle at the range test's maximum.
 
     Used in: 05_cyclical_lr
     """
     lines = arm_block(results)
     step = ("schedule", "step")
-    for name in ("onecycle", "clr", "onecycle_short"):
+    for name in ("onecycle", "clr", "onecycle_short", "superconvergence"):
         key = ("schedule", name)
         if key not in results:
             continue
@@ -428,6 +430,9 @@ def cyclical_findings(results: Mapping[tuple, object]) -> str:
             note = (f" ({epochs} epoch{'s' if epochs != 1 else ''} against step decay's "
                     f"{results[step].config.num_epochs}.)")
         lines.append(compare_line(results, key, step, f"{results[key].label} against step decay", note=note))
+    high, peak = ("schedule", "superconvergence"), ("schedule", "onecycle")
+    if high in results and peak in results:
+        lines.append(compare_line(results, high, peak, f"{results[high].label} against {results[peak].label}"))
     return "\n".join(lines)
 
 

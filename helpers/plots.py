@@ -802,8 +802,9 @@ def generalisation_gap(results, title: str = "Generalisation gap (train - valida
     return fig
 
 
-def lr_range_test(result, chosen_base: float | None = None, chosen_max: float | None = None):
-    """Smoothed loss against the learning rate (log x), chosen bounds marked.
+def lr_range_test(result, chosen_base: float | None = None, chosen_max: float | None = None,
+                  chosen_high: float | None = None):
+    """Smoothed loss against the learning rate (log x), chosen rates marked.
 
     Used in: 05_cyclical_lr
     """
@@ -811,7 +812,8 @@ def lr_range_test(result, chosen_base: float | None = None, chosen_max: float | 
     axis.plot(result.learning_rates, result.losses, color="0.75", lw=1, label="loss")
     axis.plot(result.learning_rates, result.smoothed_losses, lw=2, label="smoothed loss")
     axis.set_xscale("log")
-    for value, name, style in ((chosen_base, "base LR", ":"), (chosen_max, "max LR", "--")):
+    for value, name, style in ((chosen_base, "base LR", ":"), (chosen_max, "max LR", "--"),
+                               (chosen_high, "high LR", "-.")):
         if value:
             axis.axvline(value, color="C3", ls=style, label=f"{name} = {value:.3g}")
     finite = np.asarray(result.smoothed_losses, dtype=float)

@@ -50,6 +50,7 @@ import numpy as np
 from keras import ops
 
 from helpers.experiment import SCHEDULES
+from helpers.range_reading import RangeTestReading, read_range_test  # noqa: F401 (re-exported)
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -1094,8 +1095,8 @@ class LrFindResult:
             update.
         smoothed_losses: Bias-corrected exponential moving average of
             ``losses``.
-        suggested_max_learning_rate: The rate at the smoothed loss's minimum,
-            divided by 10 (see :func:`lr_find`).
+        suggested_max_learning_rate: The rate at the smoothed loss's minimum
+            (Smith's reading, :func:`read_range_test`).
         suggested_base_learning_rate: ``suggested_max_learning_rate / 4``.
         stopped_early: True when the loss diverged before the last iteration.
 
@@ -1196,12 +1197,10 @@ def lr_find(
     exceeds ``divergence_factor`` times its best value (that update is
     recorded).
 
-    Suggested rates -- the rule, documented: the maximum is the rate at the
-    lowest smoothed loss divided by 10 (fastai's ``lr_min`` rule: at the
-    minimum the loss is about to blow up, a tenth of it still descends
-    steeply and is robust to noise, unlike the steepest-slope point), clipped
-    to the tested range; the base is a quarter of that (CLR paper: "1/3 or
-    1/4 of max_lr").
+    Suggested rates are Smith's reading of the curve (:func:`read_range_test`):
+    the maximum is the rate at the lowest smoothed loss, where the loss stops
+    falling (not fastai's tenth of it, which is for a constant rate); the
+    base is a quarter of that (CLR paper: "1/3 or 1/4 of max_lr").
 
     The caller's model is left untouched: a functional or sequential model is
     cloned (weights copied) and the clone is trained; a model that cannot be
@@ -1301,13 +1300,12 @@ def lr_find(
 
     rates_array = np.asarray(rates, dtype=np.float64)
     smoothed_array = np.asarray(smoothed, dtype=np.float64)
-    best_index = int(np.argmin(smoothed_array))
-    suggested_max = float(np.clip(rates_array[best_index] / 10.0, rates_array[0], rates_array[-1]))
+    reading = read_range_test(rates_array, smoothed_array)
     return LrFindResult(
         learning_rates=rates_array,
         losses=np.asarray(losses, dtype=np.float64),
         smoothed_losses=smoothed_array,
-        suggested_max_learning_rate=suggested_max,
-        suggested_base_learning_rate=suggested_max / 4.0,
+        suggested_max_learning_rate=reading.max_learning_rate,
+        suggested_base_learning_rate=reading.base_learning_rate,
         stopped_early=stopped_early,
     )

@@ -333,34 +333,63 @@ def dropout_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
 
 
 def cyclical_base(profile: Profile, data_dir=None) -> ExperimentConfig:
-    """The network and recipe of 05_cyclical_lr (ResNet-56 at full scale, Smith's).
+    """The network and recipe of 05_cyclical_lr (ResNet-56 at full scale, as Smith's).
+
+    Everything but the schedule and its rates is the series' ResNet recipe
+    (02_lr_schedules'), so 05's step-decay arm is 02's run at the reduced
+    profiles, trained once.
 
     Used in: 05_cyclical_lr, 08_summary (the cyclical rows)
     """
     model = "resnet56" if profile.name == FULL else "resnet20"
-    return base_config(profile, "05", data_dir, model=model, weight_decay=1e-4)
+    return base_config(profile, "05", data_dir, model=model)
+
+
+def range_test_reading(range_test):
+    """Smith's reading (base, max and high rates) of a range test result or cached payload.
+
+    Read from the stored curve (``helpers.range_reading.read_range_test``),
+    so every cached test is read by the same rule.
+
+    Used in: 05_cyclical_lr, 08_summary
+    """
+    from helpers.range_reading import read_range_test
+
+    return read_range_test(range_test.learning_rates, range_test.smoothed_losses)
 
 
 def cyclical_arms(profile: Profile, base_learning_rate: float, max_learning_rate: float,
-                  data_dir=None) -> dict[tuple, Arm]:
-    """Step decay vs triangular CLR vs one-cycle at one budget, and one-cycle at a quarter.
+                  data_dir=None, *, high_learning_rate: float | None = None) -> dict[tuple, Arm]:
+    """Step decay vs triangular CLR vs one-cycle at one budget; one-cycle at a
+    quarter of it; and one-cycle at a high peak (super-convergence).
 
-    The rate bounds come from the LR range test.
+    Step decay runs at its published rate (He et al.'s 0.1 per 128 images),
+    as 02_lr_schedules runs it; CLR and one-cycle take their rates from the
+    LR range test read as Smith reads it (:func:`range_test_reading`): CLR
+    between the base and the maximum rate, one-cycle peaking at the maximum,
+    and the super-convergence arm peaking at the high rate (the edge of the
+    range where the loss stays low), at the same budget. Without
+    ``high_learning_rate`` that arm is left out.
 
-    Used in: 05_cyclical_lr
+    Used in: 05_cyclical_lr, 08_summary
     """
     base = cyclical_base(profile, data_dir)
     short = max(1, base.num_epochs // 4)
-    return _arms(
-        Arm(("schedule", "step"), f"step decay from {max_learning_rate:.2g}", base.replace(
-            schedule="step", learning_rate=max_learning_rate)),
-        Arm(("schedule", "clr"), "triangular CLR", base.replace(
+    arms = [
+        Arm(("schedule", "step"), "step decay (0.1, /10 at 50%, 75%)", base.replace(
+            schedule="step", learning_rate=scaled_rate(profile, 0.1))),
+        Arm(("schedule", "clr"), f"triangular CLR {base_learning_rate:.2g}-{max_learning_rate:.2g}", base.replace(
             schedule="clr", learning_rate=max_learning_rate,
             schedule_options={"base_learning_rate": base_learning_rate})),
-        Arm(("schedule", "onecycle"), "one-cycle", base.replace(schedule="onecycle", learning_rate=max_learning_rate)),
+        Arm(("schedule", "onecycle"), f"one-cycle, peak {max_learning_rate:.2g}",
+            base.replace(schedule="onecycle", learning_rate=max_learning_rate)),
         Arm(("schedule", "onecycle_short"), f"one-cycle, {short} epoch{'s' if short != 1 else ''}", base.replace(
             schedule="onecycle", learning_rate=max_learning_rate, num_epochs=short)),
-    )
+    ]
+    if high_learning_rate is not None:
+        arms.append(Arm(("schedule", "superconvergence"), f"one-cycle, high peak {high_learning_rate:.2g}",
+                        base.replace(schedule="onecycle", learning_rate=high_learning_rate)))
+    return _arms(*arms)
 
 
 def gate_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:

@@ -211,13 +211,15 @@ def headline_experiments(profile: Profile, data_dir=None, runs_dir=None) -> list
     if range_test is None:
         plans.append(ExperimentPlan(cyclical_name, {}, (), missing=missing))
     else:
-        cyclical = studies.cyclical_arms(profile, range_test.suggested_base_learning_rate,
-                                         range_test.suggested_max_learning_rate, data_dir)
+        rates = studies.range_test_reading(range_test)
+        cyclical = studies.cyclical_arms(profile, rates.base_learning_rate, rates.max_learning_rate, data_dir,
+                                         high_learning_rate=rates.high_learning_rate)
         plans.append(ExperimentPlan(cyclical_name, cyclical, (
             RowPlan(("schedule", "step"), REFERENCE, "step decay"),
             RowPlan(("schedule", "clr"), REFERENCE, "triangular CLR, bounds from the range test"),
             RowPlan(("schedule", "onecycle"), REFERENCE, "one-cycle, same budget"),
             RowPlan(("schedule", "onecycle_short"), REFERENCE, "one-cycle, a quarter of the budget"),
+            RowPlan(("schedule", "superconvergence"), REFERENCE, "one-cycle at a high peak (super-convergence)"),
         )))
     gates = studies.gate_arms(profile, data_dir)
     depth_key = profile.epsilon_depth

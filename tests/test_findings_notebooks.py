@@ -327,33 +327,53 @@ def test_dropout_findings_when_nothing_differs_or_one_seed():
 
 # -- 05 cyclical -----------------------------------------------------------------
 
-CYCLICAL = studies.cyclical_arms(QUICK, 0.01, 0.1)
-CYCLE_STEP, CLR, ONECYCLE, SHORT = (("schedule", name) for name in ("step", "clr", "onecycle", "onecycle_short"))
+CYCLICAL = studies.cyclical_arms(QUICK, 0.01, 0.04, high_learning_rate=0.3)
+CYCLE_STEP, CLR, ONECYCLE, SHORT, HIGH = (("schedule", name) for name in (
+    "step", "clr", "onecycle", "onecycle_short", "superconvergence"))
+STEP_LABEL, CLR_LABEL = CYCLICAL[CYCLE_STEP].label, CYCLICAL[CLR].label
+ONECYCLE_LABEL, HIGH_LABEL = CYCLICAL[ONECYCLE].label, CYCLICAL[HIGH].label
 
 
 def _cyclical(accuracies):
     return results_of(CYCLICAL, {key: (accuracies[key], {}) for key in CYCLICAL})
 
 
+def test_cyclical_arms_take_rates_from_the_range_test_and_step_decay_its_published_rate():
+    assert CYCLICAL[CYCLE_STEP].config.learning_rate == studies.scaled_rate(QUICK, 0.1)
+    assert CYCLICAL[CLR].config.learning_rate == 0.04
+    assert CYCLICAL[CLR].config.schedule_options["base_learning_rate"] == 0.01
+    assert CYCLICAL[ONECYCLE].config.learning_rate == 0.04 and CYCLICAL[HIGH].config.learning_rate == 0.3
+    assert CYCLICAL[HIGH].config.num_epochs == CYCLICAL[ONECYCLE].config.num_epochs
+    # 05's step decay is 02's run: one configuration, trained once.
+    schedules = studies.schedule_arms(QUICK)
+    assert CYCLICAL[CYCLE_STEP].config.id_fields() == schedules[("schedule", "step")].config.id_fields()
+    assert HIGH not in studies.cyclical_arms(QUICK, 0.01, 0.04)
+
+
 def test_cyclical_findings_each_against_step_decay():
     text = findings.cyclical_findings(_cyclical({CYCLE_STEP: [0.40, 0.40], CLR: [0.30, 0.30],
-                                                 ONECYCLE: [0.55, 0.56], SHORT: [0.40, 0.405]}))
-    assert "- one-cycle against step decay: **one-cycle** beats **step decay from 0.1** on test accuracy" in text
-    assert "- triangular CLR against step decay: **step decay from 0.1** beats **triangular CLR**" in text
+                                                 ONECYCLE: [0.55, 0.56], SHORT: [0.40, 0.405],
+                                                 HIGH: [0.60, 0.62]}))
+    assert (f"- {ONECYCLE_LABEL} against step decay: **{ONECYCLE_LABEL}** beats **{STEP_LABEL}** "
+            "on test accuracy") in text
+    assert f"- {CLR_LABEL} against step decay: **{STEP_LABEL}** beats **{CLR_LABEL}**" in text
     short = CYCLICAL[SHORT]
     assert (f"- {short.label} against step decay: The budget does not resolve **{short.label}** against "
-            "**step decay from 0.1**") in text
+            f"**{STEP_LABEL}**") in text
     assert short.config.num_epochs == 1 and CYCLICAL[CYCLE_STEP].config.num_epochs == 6
     assert "(1 epoch against step decay's 6.)" in text
+    assert f"- {HIGH_LABEL} against {ONECYCLE_LABEL}: **{HIGH_LABEL}** beats **{ONECYCLE_LABEL}**" in text
 
 
 def test_cyclical_findings_reversed_and_one_seed():
     text = findings.cyclical_findings(_cyclical({CYCLE_STEP: [0.55, 0.56], CLR: [0.60, 0.61],
-                                                 ONECYCLE: [0.40, 0.40], SHORT: [0.40, 0.40]}))
-    assert "**step decay from 0.1** beats **one-cycle**" in text
-    assert "**triangular CLR** beats **step decay from 0.1**" in text
+                                                 ONECYCLE: [0.40, 0.40], SHORT: [0.40, 0.40],
+                                                 HIGH: [0.30, 0.31]}))
+    assert f"**{STEP_LABEL}** beats **{ONECYCLE_LABEL}**" in text
+    assert f"**{CLR_LABEL}** beats **{STEP_LABEL}**" in text
+    assert f"**{ONECYCLE_LABEL}** beats **{HIGH_LABEL}**" in text
     text = findings.cyclical_findings(_cyclical({key: [0.9 if key == ONECYCLE else 0.1] for key in CYCLICAL}))
-    assert " beats " not in text and text.count("one seed cannot support a claim") == 3
+    assert " beats " not in text and text.count("one seed cannot support a claim") == 5
 
 
 # -- 06 gates --------------------------------------------------------------------

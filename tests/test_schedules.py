@@ -680,9 +680,9 @@ def test_lr_find_records_an_exponential_ramp_and_restores_nothing_changed():
     assert result.smoothed_losses[0] == pytest.approx(result.losses[0])
     # The loss falls on this easy problem: the smoothed loss ends below its start.
     assert result.smoothed_losses.min() < result.smoothed_losses[0]
-    assert 1e-3 <= result.suggested_max_learning_rate <= 1.0
+    # Smith's reading: the maximum is the rate at the smoothed loss's minimum.
     best = result.learning_rates[np.argmin(result.smoothed_losses)]
-    assert result.suggested_max_learning_rate == pytest.approx(max(best / 10, 1e-3))
+    assert result.suggested_max_learning_rate == best
     suggested_max = result.suggested_max_learning_rate
     assert result.suggested_base_learning_rate == pytest.approx(suggested_max / 4)
 
@@ -764,3 +764,24 @@ def test_lr_find_bad_input():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="Received: num_steps=1"):
             schedules.lr_find(model, batches(x, y), loss=LOSS, num_iterations=1)
+
+
+def test_read_range_test_reads_the_minimum_a_quarter_of_it_and_the_edge():
+    from helpers.range_reading import read_range_test
+
+    rates = [0.001, 0.01, 0.1, 0.2, 0.4, 0.8, 1.6]
+    #        falls ...      min   within 10%   climbs past it (and back: the first crossing counts)
+    losses = [2.3, 2.0, 1.5, 1.0, 1.08, 1.2, 1.05]
+    reading = read_range_test(rates, losses)
+    assert reading.max_learning_rate == 0.2 and reading.base_learning_rate == 0.05
+    assert reading.high_learning_rate == 0.4
+    # A loss that never climbs 10% above its minimum: the edge is the last rate tested.
+    assert read_range_test(rates, [2.3, 2.0, 1.5, 1.0, 1.05, 1.09, 1.1]).high_learning_rate == 1.6
+    # The minimum at the last rate: the high rate is the maximum.
+    assert read_range_test([0.1, 0.2], [2.0, 1.0]).high_learning_rate == 0.2
+    # A non-finite loss after the minimum is past the edge.
+    assert read_range_test([0.1, 0.2, 0.4], [2.0, 1.0, float("nan")]).high_learning_rate == 0.2
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        read_range_test([0.1, 0.2], [1.0])
+    with pytest.raises(ValueError, match="no finite loss"):
+        read_range_test([0.1], [float("nan")])

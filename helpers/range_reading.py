@@ -1,0 +1,76 @@
+"""Smith's reading of an LR range test: the rates a cyclical schedule uses.
+
+numpy only, so reading a cached range test imports neither TensorFlow nor
+Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# How far above its minimum the smoothed loss may climb before a rate counts
+# as past the edge (read_range_test's high rate).
+HIGH_LOSS_MARGIN = 0.10
+
+@dataclasses.dataclass(frozen=True)
+class RangeTestReading:
+    """The rates Smith reads off an LR range test (see :func:`read_range_test`).
+
+    Attributes:
+        base_learning_rate: A quarter of ``max_learning_rate``.
+        max_learning_rate: The rate at the smoothed loss's minimum.
+        high_learning_rate: The largest rate past the minimum before the
+            smoothed loss first climbs more than ``HIGH_LOSS_MARGIN`` (10%)
+            above its minimum.
+    """
+
+    base_learning_rate: float
+    max_learning_rate: float
+    high_learning_rate: float
+
+
+def read_range_test(learning_rates, smoothed_losses) -> RangeTestReading:
+    """Smith's reading of an LR range test's smoothed loss curve.
+
+    * The maximum rate is where the loss stops falling: the rate at the
+      smoothed loss's minimum. Smith (2017, section 3.3) sets ``max_lr``
+      where "the accuracy slows, becomes ragged, or starts to fall", and
+      Smith (2018, section 4.1) calls the rate at the loss's minimum "the
+      largest value that can be used as the learning rate for the maximum
+      bound with cyclical learning rates".
+    * The base rate is a quarter of it ("set base_lr to 1/3 or 1/4 of
+      max_lr", Smith 2017).
+    * The high rate, for super-convergence (Smith & Topin 2019, whose range
+      test for ResNet-56 kept a low loss up to a rate of 3, which they then
+      used as the peak): the largest rate past the minimum before the
+      smoothed loss first climbs more than 10% above its minimum, i.e. the
+      edge of the range where the loss stays low. It is the last tested rate
+      when the loss never climbs that far.
+
+    The reading uses the stored curve only, so a cached range test is read
+    the same way however old it is.
+
+    Raises:
+        ValueError: for curves of different lengths, an empty curve or a
+            curve with no finite loss.
+
+    Used in: lr_find, 05_cyclical_lr (studies.range_test_reading)
+    """
+    rates = np.asarray(learning_rates, dtype=np.float64)
+    losses = np.asarray(smoothed_losses, dtype=np.float64)
+    if rates.shape != losses.shape or rates.ndim != 1 or rates.size == 0:
+        raise ValueError("learning_rates and smoothed_losses must be 1-D curves of the same, non-zero length. "
+                         f"Received: shapes {rates.shape} and {losses.shape}")
+    finite = np.isfinite(losses)
+    if not finite.any():
+        raise ValueError("The range test recorded no finite loss. Received: "
+                         f"{losses.size} losses, none finite")
+    best = int(np.nanargmin(np.where(finite, losses, np.inf)))
+    ceiling = losses[best] + HIGH_LOSS_MARGIN * abs(losses[best])
+    above = np.nonzero(~(losses[best:] <= ceiling))[0]  # NaN counts as above
+    edge = best + int(above[0]) - 1 if above.size else rates.size - 1
+    peak = float(rates[best])
+    return RangeTestReading(base_learning_rate=peak / 4.0, max_learning_rate=peak,
+                            high_learning_rate=float(rates[max(edge, best)]))

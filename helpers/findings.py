@@ -47,6 +47,19 @@ def _stuck(record, result) -> bool:
     return not math.isfinite(value) or value < chance_level(result) + CHANCE_MARGIN
 
 
+def _collapsed(record, result) -> bool:
+    """Left chance, then fell back to it: best validation accuracy at least chance +
+    margin, but the run diverged or ended below that (the spike and collapse)."""
+    if "val_accuracy" not in record.history or not record.epochs_completed:
+        return False
+    threshold = chance_level(result) + CHANCE_MARGIN
+    best = record.best("val_accuracy")
+    if not math.isfinite(best) or best < threshold:
+        return False
+    final = record.final("val_accuracy")
+    return record.status == "diverged" or not math.isfinite(final) or final < threshold
+
+
 def _first_step_norms(record) -> list[float] | None:
     """Each weight layer's gradient norm before the first step, input layer first."""
     norms = (record.diagnostics or {}).get("gradient_norms") or {}
@@ -149,8 +162,20 @@ def vgg_findings(results: Mapping[tuple, object]) -> str:
                          f"{join_words(groups['learned'])}.")
         if groups["mixed"]:
             lines.append(f"- Mixed, stuck on some seeds and not others: {join_words(groups['mixed'])}.")
+        collapsed = []
+        for result in results.values():
+            count = sum(1 for record in result.completed if _collapsed(record, result))
+            if count:
+                collapsed.append(f"{bold(result)} ({count} of {result.n} seeds)")
+        if collapsed:
+            lines.append(f"- Learned, then fell back to chance or diverged (the student's spike and collapse): "
+                         f"{join_words(collapsed)}.")
+        elif groups["stuck"]:
+            lines.append("- No run learned and then collapsed: the stuck arms never left chance.")
     lines.append(compare_line(results, ("bn", "glorot", "sgd_high"), ("no_bn", "glorot", "sgd_high"),
                                "Batch norm at the high rate (the student's set-up)"))
+    lines.append(compare_line(results, ("no_bn", "glorot", "sgd_high", "plateau"), ("no_bn", "glorot", "sgd_high"),
+                               "The student's remedy, a plateau schedule, against the constant high rate"))
     lines.append(compare_line(results, ("no_bn", "he", "sgd_low"), ("no_bn", "glorot", "sgd_low"),
                                "He against Glorot initialisation at the low rate"))
     lines.append(compare_line(results, ("bn", "glorot", "sgd_low"), ("no_bn", "glorot", "sgd_low"),

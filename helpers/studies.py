@@ -199,8 +199,12 @@ def vgg_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
                        model_options={"batch_norm": False, "kernel_initializer": "glorot_uniform",
                                       "width_multiplier": profile.width})
     high = scaled_rate(profile, 0.05)
+    patience = max(1, round(base.num_epochs / 16))
     return _arms(
         Arm(("no_bn", "glorot", "sgd_high"), "no BN, Glorot, SGD high rate", base.replace(learning_rate=high)),
+        Arm(("no_bn", "glorot", "sgd_high", "plateau"), "no BN, Glorot, SGD high rate, plateau x0.1",
+            base.replace(learning_rate=high, schedule="plateau",
+                         schedule_options={"factor": 0.1, "patience": patience})),
         Arm(("no_bn", "glorot", "sgd_low"), "no BN, Glorot, SGD low rate", base),
         Arm(("no_bn", "glorot", "adam"), "no BN, Glorot, Adam 1e-3",
             base.replace(optimizer="adam", learning_rate=1e-3, weight_decay_mode="decoupled", weight_decay=1e-4)),

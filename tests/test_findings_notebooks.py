@@ -28,6 +28,7 @@ VGG = studies.vgg_arms(QUICK)
 NO_BN_HIGH, NO_BN_LOW = ("no_bn", "glorot", "sgd_high"), ("no_bn", "glorot", "sgd_low")
 ADAM, HE_LOW = ("no_bn", "glorot", "adam"), ("no_bn", "he", "sgd_low")
 BN_LOW, BN_HIGH = ("bn", "glorot", "sgd_low"), ("bn", "glorot", "sgd_high")
+REMEDY = ("no_bn", "glorot", "sgd_high", "plateau")
 
 
 def _norms(values):
@@ -69,10 +70,34 @@ def test_vgg_findings_when_the_effect_is_reversed():
 def test_vgg_findings_when_nothing_differs_or_one_seed():
     text = findings.vgg_findings(_vgg(set()))
     assert " beats " not in text
-    assert text.count("The budget does not resolve") == 3
+    assert text.count("The budget does not resolve") == 4
     text = findings.vgg_findings(_vgg({NO_BN_HIGH}, seeds=(0,)))
     assert " beats " not in text
-    assert text.count("one seed cannot support a claim") == 3
+    assert text.count("one seed cannot support a claim") == 4
+
+
+def test_vgg_findings_on_the_students_remedy():
+    text = findings.vgg_findings(_vgg({NO_BN_HIGH}))
+    assert ("The student's remedy, a plateau schedule, against the constant high rate: "
+            "**no BN, Glorot, SGD high rate, plateau x0.1** beats **no BN, Glorot, SGD high rate**") in text
+    text = findings.vgg_findings(_vgg({NO_BN_HIGH, REMEDY}))
+    assert "The budget does not resolve **no BN, Glorot, SGD high rate, plateau x0.1**" in text
+    assert "**no BN, Glorot, SGD high rate, plateau x0.1**" in text.split("Stayed at or near chance")[1].split("\n")[0]
+
+
+def test_vgg_findings_tell_a_collapse_from_a_net_that_never_left_chance():
+    never = findings.vgg_findings(_vgg({NO_BN_HIGH}))
+    assert "No run learned and then collapsed: the stuck arms never left chance." in never
+    results = _vgg({NO_BN_HIGH})
+    arm = VGG[NO_BN_HIGH]
+    collapsed = arm_result(arm, [0.10, 0.10])
+    for record in collapsed.records[:1]:  # seed 0 rises to 40% at epoch 2, then falls back to chance
+        record.history["val_accuracy"] = [0.2, 0.4, 0.1]
+    results[NO_BN_HIGH] = collapsed
+    text = findings.vgg_findings(results)
+    assert ("Learned, then fell back to chance or diverged (the student's spike and collapse): "
+            "**no BN, Glorot, SGD high rate** (1 of 2 seeds).") in text
+    assert "never left chance" not in text
 
 
 def test_vgg_findings_judge_each_seed_and_call_an_arm_mixed():

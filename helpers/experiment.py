@@ -50,6 +50,10 @@ MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # Fields left out of the run id; see the module docstring for why.
 NON_ID_FIELDS = ("name", "data_dir", "steps_per_execution")
 
+# Fields added after run ids were first computed: part of the id only when set
+# away from their default, so every earlier configuration keeps its run id.
+LATER_ID_FIELDS = {"train_eval_size": 0}
+
 
 class FrozenOptions(Mapping):
     """An immutable, hashable mapping of option names to JSON-ready values.
@@ -215,6 +219,14 @@ class ExperimentConfig:
             Costs little on CPUs; on GPUs it can slow some layers down.
         record_gradient_norms: Record each weight layer's gradient norm on a
             fixed batch before training and after every epoch.
+        train_eval_size: After every epoch, evaluate this many training
+            images (the first ones of the training split, un-augmented) in
+            inference mode, as the trained net is used: history keys
+            ``train_eval_loss`` and ``train_eval_accuracy``, beside the
+            running training metrics that ``fit`` averages over the epoch
+            in training mode (dropout on, batch statistics, augmented
+            images). 0 (default) evaluates nothing; part of the run id only
+            when set.
         steps_per_execution: Training steps per call into the compiled graph,
             or "auto" (the engine picks a divisor of the steps per epoch).
             Deterministic runs take one step per call whatever this says.
@@ -250,6 +262,7 @@ class ExperimentConfig:
     strategy: str | None = None
     deterministic: bool = True
     record_gradient_norms: bool = True
+    train_eval_size: int = 0
     steps_per_execution: int | str = "auto"
     name: str = ""
 
@@ -308,6 +321,7 @@ class ExperimentConfig:
             ("test_size", 1, True),
             ("data_seed", 0, False),
             ("seed", 0, False),
+            ("train_eval_size", 0, False),
         ):
             value = getattr(self, field_name)
             if value is None and optional:
@@ -379,10 +393,14 @@ class ExperimentConfig:
         return json.dumps(self.to_dict(), **kwargs)
 
     def id_fields(self) -> dict[str, Any]:
-        """The fields that decide the run id (everything but NON_ID_FIELDS)."""
+        """The fields that decide the run id (everything but NON_ID_FIELDS, and
+        LATER_ID_FIELDS only when set)."""
         values = self.to_dict()
         for field_name in NON_ID_FIELDS:
             values.pop(field_name)
+        for field_name, default in LATER_ID_FIELDS.items():
+            if values[field_name] == default:
+                values.pop(field_name)
         return values
 
     @property

@@ -259,7 +259,8 @@ def schedule_findings(results: Mapping[tuple, object]) -> str:
     stated only for resolved pairs (a full ranking only when all are). For
     the plateau arm, each seed's recorded "learning_rate" history says
     whether and after which epoch the rule cut the rate; where it never
-    did, the arm ran the constant arm's schedule.
+    did, the arm ran the constant arm's schedule. The long cosine arm is
+    compared with cosine at the shared budget.
 
     Used in: 02_lr_schedules
     """
@@ -278,6 +279,11 @@ def schedule_findings(results: Mapping[tuple, object]) -> str:
     if len(keys) >= 2:
         lines.append(ranking_line(results, keys, pairs, "schedules"))
     lines.extend(_plateau_lines(results))
+    long, cosine = ("schedule", "cosine", "long"), ("schedule", "cosine")
+    if long in results and cosine in results:
+        lines.append(compare_line(results, long, cosine, (
+            f"What the budget decides: cosine at {results[long].config.num_epochs} epochs against cosine at "
+            f"{results[cosine].config.num_epochs}")))
     return "\n".join(lines)
 
 
@@ -385,7 +391,10 @@ def dropout_findings(results: Mapping[tuple, object]) -> str:
     running mean over the epoch with dropout active (and on augmented images
     where augmentation is on); the validation accuracy is measured after the
     epoch with neither. Means over seeds, and the seeds where validation is
-    above training.
+    above training. Where the records hold ``train_eval_accuracy`` (training
+    images in inference mode, ``ExperimentConfig.train_eval_size``), it is
+    set beside both: if validation is no longer above it, training-mode
+    conditions explain the puzzle.
 
     Used in: 04_dropout
     """
@@ -396,7 +405,7 @@ def dropout_findings(results: Mapping[tuple, object]) -> str:
             lines.append(compare_line(results, key, none, f"{result.label} against no regularisation"))
     lines.append(compare_line(results, ("augmentation_weight_decay", "student_dropout"),
                                ("augmentation_weight_decay",), "Student dropout on top of augmentation + weight decay"))
-    above, shown = [], 0
+    above, shown, clean_gaps = [], 0, []
     for key, result in results.items():
         records = [record for record in result.completed
                    if record.epochs_completed and "accuracy" in record.history and "val_accuracy" in record.history]
@@ -409,10 +418,18 @@ def dropout_findings(results: Mapping[tuple, object]) -> str:
         gap = float(np.nanmean(np.subtract(val, train)))
         regularised = [name for name, on in (("dropout", _has_dropout(result.config)),
                                              ("augmentation", result.config.augment)) if on]
+        clean = [record.final("train_eval_accuracy") for record in records if "train_eval_accuracy" in record.history]
+        clean_text = ""
+        if len(clean) == len(records):
+            clean_gap = float(np.nanmean(np.subtract(val, clean)))
+            clean_text = (f"; the same net on {result.config.train_eval_size:,} training images in inference mode "
+                          f"(dropout off, un-augmented) {intervals.format_mean_spread(clean)}, "
+                          f"{100 * clean_gap:+.1f} points from validation")
+            clean_gaps.append((result, float(np.nanmean(clean)) - float(np.nanmean(train)), clean_gap))
         lines.append(f"- {bold(result)} ({join_words(regularised) or 'neither dropout nor augmentation'}), last epoch: "
-                     f"training accuracy {intervals.format_mean_spread(train)}, validation "
+                     f"running training accuracy {intervals.format_mean_spread(train)}, validation "
                      f"{intervals.format_mean_spread(val)}; validation minus training {100 * gap:+.1f} points, "
-                     f"validation above training on {higher} of {len(records)} seeds.")
+                     f"validation above training on {higher} of {len(records)} seeds{clean_text}.")
         if gap > 0:
             above.append((result, regularised))
     if shown:
@@ -430,6 +447,17 @@ def dropout_findings(results: Mapping[tuple, object]) -> str:
                              + "), so those two are not the whole explanation.")
         else:
             lines.append("- In no arm is the mean validation accuracy above the training accuracy at the last epoch.")
+    if clean_gaps:
+        above_clean = [bold(result) for result, _, gap in clean_gaps if gap > 0]
+        lifted = [result for result, lift, _ in clean_gaps if lift > 0]
+        lines.append(
+            "- Measured in inference mode, the training images score above the running training accuracy in "
+            f"{len(lifted)} of {len(clean_gaps)} arms, and validation stays above them in "
+            + (join_words(above_clean) if above_clean else "no arm")
+            + ": " + ("the running figure's training-mode conditions (dropout, augmentation, a mean over the "
+                      "epoch) account for the puzzle wherever validation is no longer above."
+                      if len(above_clean) < len(clean_gaps) else
+                      "inference mode does not account for the puzzle here."))
     return "\n".join(lines)
 
 
@@ -613,7 +641,10 @@ def gate_findings(results: Mapping[tuple, object], full_recipe=None, full_steps_
 
 
 def cifar100_findings(results: Mapping[tuple, object]) -> str:
-    """Top-1 and top-5 per arm, and the student's dropout on ResNet-18, with intervals.
+    """Top-1 and top-5 per arm, and the student's dropout on ResNet-18, with
+    intervals; the student's ResNet-50 (ImageNet stem) against the CIFAR-stem
+    net; ResNet-110's cost per epoch and its accuracy after its epochs beside
+    ResNet-18's after as many.
 
     Used in: 07_cifar100
     """
@@ -621,4 +652,50 @@ def cifar100_findings(results: Mapping[tuple, object]) -> str:
     for metric, what in (("accuracy", "test top-1 accuracy"), ("top5_accuracy", "test top-5 accuracy")):
         lines.append(compare_line(results, ("resnet18", "post_add_dropout"), ("resnet18",),
                                    f"Dropout after the add in ResNet-18, {what.split()[1]}", metric=metric, what=what))
+    student50, cifar50, r18 = ("resnet50", "imagenet"), ("resnet50",), ("resnet18",)
+    if student50 in results and cifar50 in results:
+        lines.append(compare_line(results, cifar50, student50, "ResNet-50, CIFAR stem against the student's ImageNet "
+                                  "stem, top-1"))
+    elif student50 in results and r18 in results:
+        lines.append(compare_line(results, r18, student50, (
+            "The student's ResNet-50 (ImageNet stem) against ResNet-18 with the CIFAR stem, top-1 (they differ in "
+            "depth and stem; 03_resnet_depth compares the stems alone)")))
+    lines.extend(_deep_net_lines(results, ("resnet110",), r18))
     return "\n".join(lines)
+
+
+def _validation_at(result, epoch: int) -> list[float]:
+    """Each seed's validation accuracy after ``epoch`` (1-based), where it got that far."""
+    values = []
+    for record in result.completed:
+        curve = record.history.get("val_accuracy") or []
+        if len(curve) >= epoch and math.isfinite(curve[epoch - 1]):
+            values.append(curve[epoch - 1])
+    return values
+
+
+def _deep_net_lines(results, deep_key, reference_key) -> list[str]:
+    """What a deep net's records say about why it trains badly at a student's budget:
+    its cost per epoch against the reference net's, and both nets' validation
+    accuracy after the deep net's last epoch."""
+    if deep_key not in results or reference_key not in results:
+        return []
+    deep, reference = results[deep_key], results[reference_key]
+    if not deep.completed or not reference.completed:
+        return []
+    epochs = min(record.epochs_completed for record in deep.completed)
+    if epochs < 1:
+        return []
+    deep_seconds, reference_seconds = deep.seconds_per_epoch(), reference.seconds_per_epoch()
+    lines = []
+    if math.isfinite(deep_seconds) and math.isfinite(reference_seconds) and reference_seconds > 0:
+        lines.append(f"- {bold(deep)} costs {deep_seconds:,.0f} s per epoch against {reference_seconds:,.0f} s for "
+                     f"{bold(reference)} ({deep_seconds / reference_seconds:.1f} times), so a fixed time budget "
+                     f"gives it {reference_seconds / deep_seconds:.2f} of the other's epochs.")
+    deep_values, reference_values = _validation_at(deep, epochs), _validation_at(reference, epochs)
+    if deep_values and reference_values:
+        lines.append(f"- After {epochs} epoch{'s' if epochs != 1 else ''}, validation top-1: {bold(deep)} "
+                     f"{intervals.format_mean_spread(deep_values)}, {bold(reference)} "
+                     f"{intervals.format_mean_spread(reference_values)} (the same number of epochs; "
+                     f"{bold(reference)} then trains on to {reference.config.num_epochs}).")
+    return lines

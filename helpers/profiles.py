@@ -47,6 +47,11 @@ class Profile:
         cifar100_models: Models compared in 07_cifar100.
         lr_find_iterations: Steps of the LR range test.
         description: One line for report stamps.
+        long_epochs: Budget of 02_lr_schedules' long arm (cosine at a
+            longer budget: what the budget decides).
+        stem_models: Models whose CIFAR and ImageNet stems 03 compares.
+        deep_epochs: Epochs of 07_cifar100's ResNet-110 (about 5.5 times
+            ResNet-20's cost per epoch); None: the notebook's budget.
     """
 
     name: str
@@ -64,6 +69,9 @@ class Profile:
     cifar100_models: tuple[str, ...]
     lr_find_iterations: int
     description: str
+    long_epochs: int = 0
+    stem_models: tuple[str, ...] = ("resnet18", "resnet50")
+    deep_epochs: int | None = None
 
     def epochs_for(self, notebook: str) -> int:
         """Epoch budget for a notebook ("01" or "01_vgg_gradients")."""
@@ -104,6 +112,7 @@ PROFILES: dict[str, Profile] = {
         cifar100_models=("resnet18", "resnet20"),
         lr_find_iterations=12,
         description="smoke test: tiny subsets, numbers are meaningless",
+        long_epochs=3,
     ),
     QUICK: Profile(
         name=QUICK,
@@ -126,6 +135,7 @@ PROFILES: dict[str, Profile] = {
         lr_find_iterations=60,
         description="quick: real data at reduced scale on a 2-core CPU (1,500 training images, "
                     "batch 64, quarter-width VGG/ResNet-18/50, 3-8 epochs, 2 seeds, 1,000 test images)",
+        long_epochs=15,
     ),
     STANDARD: Profile(
         name=STANDARD,
@@ -135,19 +145,27 @@ PROFILES: dict[str, Profile] = {
         batch_size=128,
         seeds=(0, 1),
         width=0.25,
-        # The budget, in epochs of ResNet-20 on 45,000 images (about 100 s on
-        # the 2-core AVX-512 Xeon, 150 s on the AVX2 EPYC), is what sets these:
-        # the whole series is about 250 of them. ResNet-20 arms of 02, 03 and 05
-        # share one recipe, so their step-decay run is trained once.
-        epochs={"01": 4, "02": 5, "03": 5, "04": 5, "05": 5, "06": 3, "07": 5},
+        # The budget is counted in epochs of ResNet-20 on 45,000 images: about
+        # 100 s on the 2-core AVX-512 Xeon (150 s on the AVX2 EPYC). The series
+        # is about 260 of them (quarter-width ResNet-18 0.8, ResNet-32 1.6,
+        # eps-ResNet-32 1.8, quarter-width ResNet-50 2.8, VGG-19 0.6 and
+        # ResNet-110 5.5 each). The ResNet-20 arms of 02, 03 and 05 share one
+        # recipe, so their step-decay run is trained once.
+        epochs={"01": 3, "02": 4, "03": 4, "04": 4, "05": 4, "06": 3, "07": 5},
         depths=(20, 32),
         degradation_depths=(20, 32),
         epsilon_depth=32,
         epsilons=(0.0, 4.0, 8.0),
-        cifar100_models=("resnet18", "resnet50", "resnet110"),
+        cifar100_models=("resnet18", "resnet110"),
         lr_find_iterations=200,
         description="standard: the study at real scale on a 2-core CPU (all 45,000 training images, "
-                    "batch 128, quarter-width VGG/ResNet-18/50, 3-5 epochs, 2 seeds, all 10,000 test images)",
+                    "batch 128, quarter-width VGG/ResNet-18/50, 3-5 epochs and one 10-epoch arm, 2 seeds, "
+                    "all 10,000 test images)",
+        long_epochs=10,
+        # The student's ResNet-50 only: the CIFAR-stem ResNet-50 is the
+        # dearest run of the series (2.8 ResNet-20 epochs per epoch).
+        stem_models=("resnet50",),
+        deep_epochs=1,
     ),
     FULL: Profile(
         name=FULL,
@@ -166,6 +184,7 @@ PROFILES: dict[str, Profile] = {
         lr_find_iterations=300,
         description="full: the published recipes on a GPU (45,000 training images, "
                     "full width, 160-200 epochs, 3 seeds)",
+        long_epochs=300,
     ),
 }
 

@@ -34,6 +34,9 @@ WEIGHT_DECAY = 5e-4
 # batches (more steps on a small subset) keep the same rate per image.
 REFERENCE_BATCH_SIZE = 128
 
+# Training images 04_dropout scores in inference mode after every epoch.
+TRAIN_EVAL_SIZE = 5000
+
 
 def scaled_rate(profile: Profile, learning_rate: float) -> float:
     """An SGD rate given for batch 128, scaled to the profile's batch.
@@ -217,7 +220,9 @@ def vgg_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
 
 
 def schedule_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
-    """ResNet-20, one budget, four schedules: constant, step, plateau, cosine.
+    """ResNet-20, one budget, four schedules: constant, step, plateau, cosine;
+    and cosine at the profile's longer budget (``long_epochs``), to show what
+    the budget decides.
 
     Plateau uses the student's factor 0.1; its patience is 10 epochs at full
     scale and scaled to the budget below it (10 of 160 epochs is 1/16).
@@ -232,6 +237,8 @@ def schedule_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
         Arm(("schedule", "plateau"), f"plateau x0.1, patience {patience}", base.replace(
             schedule="plateau", schedule_options={"factor": 0.1, "patience": patience})),
         Arm(("schedule", "cosine"), "cosine + warm-up", base.replace(schedule="cosine")),
+        Arm(("schedule", "cosine", "long"), f"cosine + warm-up, {profile.long_epochs} epochs",
+            base.replace(schedule="cosine", num_epochs=profile.long_epochs)),
     )
 
 
@@ -278,7 +285,8 @@ def depth_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
 
 
 def stem_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
-    """ResNet-18 and ResNet-50 with the CIFAR stem against the ImageNet stem.
+    """ResNet-18 and ResNet-50 (the profile's ``stem_models``) with the CIFAR
+    stem against the ImageNet stem.
 
     The ImageNet stem (7x7 stride 2 and max-pool) shrinks 32x32 inputs to 8x8
     before the first block: the likely reason the student's ResNet-50 got 75%.
@@ -288,7 +296,7 @@ def stem_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     base = base_config(profile, "03", data_dir, model="resnet18", schedule="step",
                        model_options={"width_multiplier": profile.width})
     return _arms(*(Arm((model, stem), f"{model} {stem} stem", base.replace(model=model).with_model_options(stem=stem))
-                   for model in ("resnet18", "resnet50") for stem in ("cifar", "imagenet")))
+                   for model in profile.stem_models for stem in ("cifar", "imagenet")))
 
 
 def warmup_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -312,6 +320,10 @@ def warmup_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
 def dropout_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """ResNet-18 with ReduceLROnPlateau: dropout against augmentation + weight decay.
 
+    Every arm also scores up to 5,000 training images in inference mode
+    after each epoch (``train_eval_size``), beside the running training
+    accuracy, to explain the student's puzzle.
+
     Arms: nothing (no augmentation, no weight decay, no dropout); the
     student's dropout alone (0.5 in blocks, 0.3 before the classifier);
     augmentation and weight decay alone; and each dropout setting on top of
@@ -320,7 +332,8 @@ def dropout_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     Used in: 04_dropout
     """
     base = base_config(profile, "04", data_dir, model="resnet18", schedule="plateau",
-                       model_options={"width_multiplier": profile.width})
+                       model_options={"width_multiplier": profile.width},
+                       train_eval_size=min(TRAIN_EVAL_SIZE, profile.train_size or TRAIN_EVAL_SIZE))
     patience = max(1, round(base.num_epochs / 20))
     base = base.replace(schedule_options={"factor": 0.1, "patience": patience})
     bare = base.replace(augment=False, weight_decay=0.0)
@@ -413,21 +426,37 @@ def gate_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
 
 
 def cifar100_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
-    """CIFAR-100: the profile's models, and ResNet-18 with the student's dropout.
+    """CIFAR-100: the profile's models (CIFAR stem, cosine) and the student's set-ups.
+
+    The student's set-ups: ResNet-18 with dropout 0.5 after each addition,
+    and ResNet-50 with the ImageNet stem (as Keras' ResNet50 builds it). The
+    CIFAR-stem ResNet-50 runs where the profile lists ``resnet50``; 03
+    compares the two stems on CIFAR-10 at every profile. ResNet-110 trains
+    for the profile's ``deep_epochs`` where set (it costs about 5.5 ResNet-20
+    epochs per epoch).
 
     Used in: 07_cifar100
     """
     base = base_config(profile, "07", data_dir, model="resnet18", dataset="cifar100",
                        schedule="cosine", train_size=None if profile.train_size is None
                        else profile.train_size * 2)
+
+    def options(model):
+        return {"width_multiplier": profile.width} if model in ("resnet18", "resnet50") else {}
+
     arms = []
     for model in profile.cifar100_models:
-        options = {"width_multiplier": profile.width} if model in ("resnet18", "resnet50") else {}
-        config = base.replace(model=model, model_options=options)
-        arms.append(Arm((model,), model, config))
+        config = base.replace(model=model, model_options=options(model))
+        if model == "resnet110" and profile.deep_epochs:
+            config = config.replace(num_epochs=profile.deep_epochs)
+        epochs = "" if config.num_epochs == base.num_epochs else f", {config.num_epochs} epoch" + (
+            "s" if config.num_epochs != 1 else "")
+        arms.append(Arm((model,), model + epochs, config))
         if model == "resnet18":
             arms.append(Arm((model, "post_add_dropout"), "resnet18 + dropout 0.5 after add",
                             config.with_model_options(post_add_dropout=0.5)))
+    arms.append(Arm(("resnet50", "imagenet"), "resnet50 ImageNet stem",
+                    base.replace(model="resnet50", model_options={**options("resnet50"), "stem": "imagenet"})))
     return _arms(*arms)
 
 

@@ -56,7 +56,7 @@ from helpers.compilation import (
 )
 from helpers.diagnostics import Diagnostics
 from helpers.experiment import ExperimentConfig
-from helpers.pipeline import make_splits
+from helpers.pipeline import make_dataset, make_splits
 from helpers.progress import Reporter, resolve_progress
 from helpers.records import RECORD_FILE_NAME, RunRecord, labels_digest, load_record, pack_bits
 from helpers.runs import RunData, as_run_data, content_digest, load_run_data
@@ -257,6 +257,27 @@ class EngineCallback(keras.callbacks.Callback):
             self.bar = None
 
 
+class TrainingSetEvaluation(keras.callbacks.Callback):
+    """Adds ``train_eval_loss`` and ``train_eval_accuracy`` to each epoch's logs:
+    a fixed subset of training images, un-augmented, evaluated in inference
+    mode (dropout off, batch norm on its moving statistics) with the weights
+    at the epoch's end. Listed before :class:`EngineCallback`, which records
+    the logs; a schedule's callbacks (ReduceLROnPlateau) come before it and
+    never see these keys."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        values = self.model.evaluate(self.dataset, return_dict=True, verbose=0)
+        for key, value in values.items():
+            if key in ("loss", "accuracy"):
+                logs[f"train_eval_{key}"] = value
+
+
 class CallbackStateRestorer(keras.callbacks.Callback):
     """Puts saved counters back into the schedule's callbacks.
 
@@ -387,6 +408,12 @@ def train(config: ExperimentConfig, run_data: RunData, *, run_id: str, run_dir: 
         pipelines = make_splits(run_data, batch_size=config.batch_size, seed=seed, augment=config.augment,
                                 deterministic=config.deterministic, label_transform=compiled.label_transform)
         train_data, validation_data, test_data = pipelines.train, pipelines.validation, pipelines.test
+        if config.train_eval_size:
+            count = min(config.train_eval_size, run_data.x_train.shape[0])
+            train_eval_data = make_dataset(run_data.x_train[:count], run_data.y_train[:count], training=False,
+                                           batch_size=config.batch_size, mean=pipelines.mean, std=pipelines.std,
+                                           deterministic=config.deterministic,
+                                           label_transform=compiled.label_transform)
         fixed_images = _normalised(run_data.x_train[: config.batch_size], pipelines.mean, pipelines.std)
         fixed_labels = run_data.y_train[: config.batch_size].astype(np.int32)
         diagnostics = Diagnostics(compiled, fixed_images, fixed_labels, config.record_gradient_norms)
@@ -408,7 +435,10 @@ def train(config: ExperimentConfig, run_data: RunData, *, run_id: str, run_dir: 
         for note in record.notes:
             reporter.note(note)
         restorer = CallbackStateRestorer(compiled.schedule.callbacks, saved_state.get("callback_states"))
-        callbacks = [*compiled.schedule.callbacks, restorer, EngineCallback(state)]
+        callbacks = [*compiled.schedule.callbacks, restorer]
+        if config.train_eval_size:
+            callbacks.append(TrainingSetEvaluation(train_eval_data))
+        callbacks.append(EngineCallback(state))
         try:
             if start_epoch < config.num_epochs:
                 model.fit(

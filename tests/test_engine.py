@@ -562,3 +562,37 @@ def test_deterministic_runs_take_one_step_per_call():
         assert compiled.steps_per_execution == expected, changes
         assert compiled.model.steps_per_execution == expected, changes
         assert any("steps_per_execution" in note for note in compiled.notes) == noted, changes
+
+
+def test_training_set_evaluated_in_inference_mode_beside_the_running_metrics(tmp_path, data10):
+    """train_eval_size adds the training images' accuracy as the trained net sees
+    them (dropout off), which with strong dropout differs from fit's running one."""
+    from helpers import engine
+
+    plain = tiny_config()
+    config = tiny_config(train_eval_size=64, model_options={"width_multiplier": 0.125})
+    assert "train_eval_size" not in plain.id_fields()  # earlier run ids are unchanged
+    assert config.id_fields()["train_eval_size"] == 64
+    assert engine.resolve_run_id(config, data10, tmp_path) != engine.resolve_run_id(plain, data10, tmp_path)
+
+    record = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+    history = record.history
+    assert len(history["train_eval_accuracy"]) == len(history["train_eval_loss"]) == 2
+    assert all(0.0 <= value <= 1.0 for value in history["train_eval_accuracy"])
+
+    # Recomputed from the final weights: the first 64 training images, un-augmented, inference mode.
+    from helpers.pipeline import make_splits
+    from helpers.runs import as_run_data
+    from helpers.training import load_trained_model, predict_logits
+
+    model = load_trained_model(record, runs_dir=tmp_path)
+    data = as_run_data(data10, config)
+    splits = make_splits(data, batch_size=32, splits=())
+    from helpers.pipeline import make_dataset
+    dataset = make_dataset(data.x_train[:64], data.y_train[:64], training=False, batch_size=32,
+                           mean=splits.mean, std=splits.std)
+    predicted = predict_logits(model, dataset).argmax(axis=1)
+    assert history["train_eval_accuracy"][-1] == pytest.approx(float((predicted == data.y_train[:64]).mean()))
+
+    with pytest.raises(ValueError, match="train_eval_size must be an integer >= 0"):
+        tiny_config(train_eval_size=-1)

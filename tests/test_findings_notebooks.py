@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import comparisons, findings, studies
+from helpers import profiles, comparisons, findings, studies
 from helpers.profiles import get_profile
 from tests.test_findings import QUICK, arm_result, make_record, per_seed, results_of
 
@@ -144,12 +144,15 @@ def test_vgg_gradient_sentence_when_the_gradient_grows_on_the_way_back():
 
 SCHEDULES = studies.schedule_arms(QUICK)
 CONSTANT, STEP, PLATEAU, COSINE = (("schedule", name) for name in ("constant", "step", "plateau", "cosine"))
+LONG = ("schedule", "cosine", "long")
 RATE = SCHEDULES[CONSTANT].config.learning_rate
 EPOCHS = SCHEDULES[CONSTANT].config.num_epochs
 
 
 def _schedules(accuracies: dict, plateau_rates=None):
-    specification = {key: (accuracies[key], {"epochs": EPOCHS}) for key in SCHEDULES}
+    """The long arm scores what cosine does unless ``accuracies`` says otherwise."""
+    specification = {key: (accuracies.get(key, accuracies[COSINE]),
+                           {"epochs": SCHEDULES[key].config.num_epochs}) for key in SCHEDULES}
     if plateau_rates is not None:
         specification[PLATEAU][1]["learning_rates"] = per_seed(plateau_rates)
     return results_of(SCHEDULES, specification)
@@ -181,7 +184,18 @@ def test_schedule_findings_when_nothing_differs_or_one_seed():
     assert "no pair of schedules is resolved at this budget (6 pairs compared), so they are not ranked" in text
     one = {key: [0.9 if key == COSINE else 0.1] for key in SCHEDULES}
     text = findings.schedule_findings(_schedules(one))
-    assert " beats " not in text and text.count("one seed cannot support a claim") == 3
+    assert " beats " not in text and text.count("one seed cannot support a claim") == 4
+
+
+def test_schedule_findings_say_what_the_budget_decides():
+    assert SCHEDULES[LONG].config.num_epochs == QUICK.long_epochs > EPOCHS
+    assert SCHEDULES[LONG].config.replace(num_epochs=EPOCHS).id_fields() == SCHEDULES[COSINE].config.id_fields()
+    accuracies = {CONSTANT: [0.30, 0.31], STEP: [0.40, 0.41], PLATEAU: [0.50, 0.51], COSINE: [0.60, 0.61]}
+    text = findings.schedule_findings(_schedules({**accuracies, LONG: [0.80, 0.81]}))
+    assert (f"- What the budget decides: cosine at {QUICK.long_epochs} epochs against cosine at {EPOCHS}: "
+            f"**cosine + warm-up, {QUICK.long_epochs} epochs** beats **cosine + warm-up** on test accuracy") in text
+    text = findings.schedule_findings(_schedules({**accuracies, LONG: [0.60, 0.605]}))
+    assert f"The budget does not resolve **cosine + warm-up, {QUICK.long_epochs} epochs** against" in text
 
 
 def test_schedule_findings_say_when_the_plateau_rule_fired():
@@ -317,12 +331,42 @@ def test_dropout_findings_when_regularisation_helps_and_dropout_hurts_on_top():
     assert "**augmentation + weight decay** beats **no regularisation** on test accuracy by 30.5 points" in text
     assert ("- Student dropout on top of augmentation + weight decay: **augmentation + weight decay** beats "
             "**aug + wd + student dropout** on test accuracy by 15.5 points") in text
-    assert ("- **student dropout only** (dropout), last epoch: training accuracy 31.0 +- 1.4 (n = 2), validation "
+    assert ("- **student dropout only** (dropout), last epoch: running training accuracy 31.0 +- 1.4 (n = 2), validation "
             "40.5 +- 0.7 (n = 2); validation minus training +9.5 points, validation above training on 2 of 2 seeds."
             ) in text
     assert ("Validation accuracy is above training accuracy (mean over seeds) for **student dropout only** and "
             "**aug + wd + student dropout**.") in text
     assert "Only arms with dropout or augmentation show validation above training here." in text
+
+
+def _with_clean_training(results, clean):
+    """Gives each seed's record a ``train_eval_accuracy`` curve ending at ``clean[key][seed]``."""
+    for key, values in clean.items():
+        for record, value in zip(results[key].records, values):
+            record.history["train_eval_accuracy"] = [0.1] * (record.epochs_completed - 1) + [value]
+    return results
+
+
+def test_dropout_findings_explain_the_puzzle_with_the_training_set_in_inference_mode():
+    accuracies = {NONE: [0.30, 0.30], STUDENT: [0.40, 0.41], AUG: [0.60, 0.61], AUG_CLASSIFIER: [0.60, 0.60],
+                  AUG_STUDENT: [0.45, 0.45]}
+    train = {STUDENT: [0.30, 0.32], AUG_STUDENT: [0.35, 0.36]}
+    # Explained: in inference mode the training images score above validation in every arm.
+    results = _with_clean_training(_dropout(accuracies, train=train),
+                                   {key: [value + 0.05 for value in accuracies[key]] for key in DROPOUT})
+    text = findings.dropout_findings(results)
+    assert ("- **student dropout only** (dropout), last epoch: running training accuracy 31.0 +- 1.4 (n = 2), "
+            "validation 40.5 +- 0.7 (n = 2); validation minus training +9.5 points, validation above training on "
+            "2 of 2 seeds; the same net on 1,500 training images in inference mode (dropout off, un-augmented) "
+            "45.5 +- 0.7 (n = 2), -5.0 points from validation.") in text
+    assert ("- Measured in inference mode, the training images score above the running training accuracy in 5 of 5 "
+            "arms, and validation stays above them in no arm: the running figure's training-mode conditions") in text
+    # Not explained: validation stays above the training images even in inference mode.
+    results = _with_clean_training(_dropout(accuracies, train=train),
+                                   {key: [value - 0.05 for value in accuracies[key]] for key in DROPOUT})
+    text = findings.dropout_findings(results)
+    assert "validation stays above them in **no regularisation**, **student dropout only**" in text
+    assert text.endswith("inference mode does not account for the puzzle here.")
 
 
 def test_dropout_findings_when_reversed():
@@ -485,10 +529,37 @@ def test_gate_findings_compare_with_the_full_recipe():
 
 CIFAR100 = studies.cifar100_arms(QUICK)
 R18, R18_DROPOUT, R20 = ("resnet18",), ("resnet18", "post_add_dropout"), ("resnet20",)
+R50_STUDENT = ("resnet50", "imagenet")
 
 
 def _cifar100(top1: dict, top5: dict):
+    """The student's ResNet-50 scores 0.15 / 0.40 unless ``top1``/``top5`` say otherwise."""
+    top1, top5 = {R50_STUDENT: [0.15, 0.15], **top1}, {R50_STUDENT: [0.40, 0.40], **top5}
     return results_of(CIFAR100, {key: (top1[key], {"top5": per_seed(top5[key])}) for key in CIFAR100})
+
+
+def test_cifar100_findings_on_the_students_resnet50_and_a_deep_net():
+    text = findings.cifar100_findings(_cifar100({R18: [0.30, 0.31], R18_DROPOUT: [0.20, 0.20], R20: [0.25, 0.25]},
+                                                {R18: [0.60, 0.60], R18_DROPOUT: [0.60, 0.605], R20: [0.5, 0.5]}))
+    assert ("- The student's ResNet-50 (ImageNet stem) against ResNet-18 with the CIFAR stem, top-1 (they differ in "
+            "depth and stem; 03_resnet_depth compares the stems alone): **resnet18** beats **resnet50 ImageNet stem**"
+            ) in text
+    standard = studies.cifar100_arms(profiles.get_profile("standard"))
+    deep = standard[("resnet110",)]
+    assert deep.config.num_epochs == 1 and deep.label == "resnet110, 1 epoch"
+    results = results_of(standard, {key: ([0.3, 0.31], {"top5": 0.6, "epochs": arm.config.num_epochs})
+                                    for key, arm in standard.items()})
+    for record in results[("resnet110",)].records:
+        record.history["epoch_seconds"] = [550.0]
+        record.history["val_accuracy"] = [0.05]
+    for record in results[R18].records:
+        record.history["epoch_seconds"] = [100.0] * 5
+        record.history["val_accuracy"] = [0.12, 0.2, 0.25, 0.3, 0.32]
+    text = findings.cifar100_findings(results)
+    assert ("- **resnet110, 1 epoch** costs 550 s per epoch against 100 s for **resnet18** (5.5 times), so a fixed "
+            "time budget gives it 0.18 of the other's epochs.") in text
+    assert ("- After 1 epoch, validation top-1: **resnet110, 1 epoch** 5.0 +- 0.0 (n = 2), **resnet18** 12.0 +- 0.0 "
+            "(n = 2) (the same number of epochs; **resnet18** then trains on to 5).") in text
 
 
 def test_cifar100_findings_top1_and_top5():
@@ -506,9 +577,9 @@ def test_cifar100_findings_reversed_and_one_seed():
                                                 {R18: [0.40, 0.40], R18_DROPOUT: [0.60, 0.61], R20: [0.5, 0.5]}))
     assert "**resnet18 + dropout 0.5 after add** beats **resnet18** on test top-1 accuracy" in text
     assert "**resnet18 + dropout 0.5 after add** beats **resnet18** on test top-5 accuracy" in text
-    text = findings.cifar100_findings(_cifar100({R18: [0.1], R18_DROPOUT: [0.9], R20: [0.2]},
-                                                {R18: [0.1], R18_DROPOUT: [0.9], R20: [0.2]}))
-    assert " beats " not in text and text.count("one seed cannot support a claim") == 2
+    text = findings.cifar100_findings(_cifar100({R18: [0.1], R18_DROPOUT: [0.9], R20: [0.2], R50_STUDENT: [0.1]},
+                                                {R18: [0.1], R18_DROPOUT: [0.9], R20: [0.2], R50_STUDENT: [0.1]}))
+    assert " beats " not in text and text.count("one seed cannot support a claim") == 3
 
 
 def test_every_findings_function_names_its_notebook():

@@ -68,7 +68,8 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
 # file of the wrong shape is reported as damaged instead of failing later.
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "run_id": (str,), "status": (str,), "history": (dict,), "test": (dict,),
-    "test_predictions": (dict,), "diverged_epoch": (int, type(None)), "wall_seconds": (int, float),
+    "test_predictions": (dict,), "validation_predictions": (dict,),
+    "diverged_epoch": (int, type(None)), "wall_seconds": (int, float),
     "train_images_per_second": (int, float, type(None)), "diagnostics": (dict,), "data": (dict,),
     "environment": (dict,), "parameter_count": (int, type(None)), "schedule": (dict,),
     "sessions": (list,), "created": (str, type(None)), "finished": (str, type(None)),
@@ -119,6 +120,18 @@ class RunRecord:
             ("accuracy", "top5_accuracy") the per-image 0/1 scores packed
             as bits, base64 (:func:`pack_bits`). Empty in records written
             before it existed.
+        validation_predictions: The final weights' predicted class for
+            every validation image, in the validation split's order (a
+            predict pass after the test predictions), so that a confusion
+            matrix can be drawn from the record alone, without the weights
+            (committed records are JSON only): "images" (count),
+            "labels_digest" (sha256 of the validation labels in order, as
+            :func:`labels_digest`, to check the split is the one the
+            predictions were made on) and "predicted" (the classes as
+            uint8, or little-endian uint16 beyond 255 classes, base64;
+            :func:`pack_classes`). Read with :meth:`validation_predicted`.
+            Empty for runs without a validation split and in records
+            written before it existed.
         diverged_epoch: The epoch (1-based) whose loss became non-finite.
         wall_seconds: Time spent in ``run`` over all sessions of this run
             (resumes add up), from data loading to the final record.
@@ -157,6 +170,7 @@ class RunRecord:
     history: dict[str, list] = dataclasses.field(default_factory=dict)
     test: dict[str, Any] = dataclasses.field(default_factory=dict)
     test_predictions: dict[str, Any] = dataclasses.field(default_factory=dict)
+    validation_predictions: dict[str, Any] = dataclasses.field(default_factory=dict)
     diverged_epoch: int | None = None
     wall_seconds: float = 0.0
     train_images_per_second: float | None = None
@@ -194,6 +208,7 @@ class RunRecord:
             "history": self.history,
             "test": self.test,
             "test_predictions": self.test_predictions,
+            "validation_predictions": self.validation_predictions,
             "wall_seconds": self.wall_seconds,
             "train_images_per_second": self.train_images_per_second,
             "diagnostics": self.diagnostics,
@@ -330,6 +345,50 @@ class RunRecord:
             raise ValueError(f"Run record {self.path or self.run_id}: damaged per-image test scores for "
                              f"{metric!r} ({error}). Delete the run folder to retrain it.") from None
 
+    def validation_predicted(self) -> np.ndarray | None:
+        """The final weights' predicted class of every validation image, in
+        the validation split's order, as int64; None when the record holds
+        none (no validation split, or written before they were kept).
+
+        Compare ``validation_predictions["labels_digest"]`` with
+        :func:`labels_digest` of the validation labels before pairing them.
+
+        Raises:
+            ValueError: naming the record's file, when the stored classes are
+                damaged (not base64, or a different count of images).
+        """
+        packed = self.validation_predictions.get("predicted")
+        if packed is None:
+            return None
+        images = int(self.validation_predictions.get("images", 0))
+        try:
+            return unpack_classes(packed, images)
+        except ValueError as error:
+            raise ValueError(f"Run record {self.path or self.run_id}: damaged validation predictions "
+                             f"({error}). Delete the run folder to retrain it.") from None
+
+    def validation_labels(self) -> np.ndarray | None:
+        """The true labels the validation predictions were made on, as int64;
+        None for records that store none (older ones keep only their digest).
+
+        Raises:
+            ValueError: naming the record's file, when they are damaged or do
+                not match their digest.
+        """
+        packed = self.validation_predictions.get("labels")
+        if packed is None:
+            return None
+        images = int(self.validation_predictions.get("images", 0))
+        try:
+            labels = unpack_classes(packed, images)
+        except ValueError as error:
+            raise ValueError(f"Run record {self.path or self.run_id}: damaged validation labels "
+                             f"({error}). Delete the run folder to retrain it.") from None
+        if labels_digest(labels) != self.validation_predictions.get("labels_digest"):
+            raise ValueError(f"Run record {self.path or self.run_id}: its validation labels do not match "
+                             "their digest. Delete the run folder to retrain it.")
+        return labels
+
     def summary(self) -> dict[str, Any]:
         """One flat row for results tables."""
         row = {
@@ -372,8 +431,66 @@ def unpack_bits(text: str, count: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(raw, dtype=np.uint8))[:count]
 
 
+def pack_classes(predicted, labels, num_classes: int) -> dict[str, Any]:
+    """Predicted classes as a record's ``validation_predictions`` entry.
+
+    Args:
+        predicted: One class index per image.
+        labels: The true labels of the same images, in the same order: kept
+            (same encoding) with their digest, so a confusion matrix needs
+            only the record, whatever copy of the data a reader has.
+        num_classes: Up to 255 classes are stored one byte per image,
+            beyond that two (little-endian uint16).
+
+    Returns:
+        {"images", "labels_digest", "predicted", "labels"}: strict JSON;
+        10,000 images take 13,336 base64 characters each as uint8.
+
+    Raises:
+        ValueError: when ``predicted`` and ``labels`` differ in length or a
+            class is outside 0..num_classes - 1.
+    """
+    predicted = np.asarray(predicted).ravel()
+    labels = np.asarray(labels).ravel()
+    if predicted.shape[0] != labels.shape[0]:
+        raise ValueError(f"{predicted.shape[0]} predictions for {labels.shape[0]} labels. "
+                         f"Received: predicted of shape {predicted.shape}")
+    if predicted.size and (predicted.min() < 0 or predicted.max() >= num_classes):
+        raise ValueError(f"Predicted classes must lie in 0..{num_classes - 1}. "
+                         f"Received: {int(predicted.min())}..{int(predicted.max())}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"Labels must lie in 0..{num_classes - 1}. "
+                         f"Received: {int(labels.min())}..{int(labels.max())}")
+    dtype = np.dtype(np.uint8) if num_classes <= 255 else np.dtype("<u2")
+    return {"images": int(labels.shape[0]), "labels_digest": labels_digest(labels),
+            "predicted": base64.b64encode(predicted.astype(dtype).tobytes()).decode("ascii"),
+            "labels": base64.b64encode(labels.astype(dtype).tobytes()).decode("ascii")}
+
+
+def unpack_classes(text: str, count: int) -> np.ndarray:
+    """The inverse of :func:`pack_classes`' "predicted": ``count`` classes as int64.
+
+    The width (one or two bytes a class) follows from the length.
+
+    Raises:
+        ValueError: when ``text`` is not base64 or its length fits neither width.
+    """
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, AttributeError) as error:
+        raise ValueError(f"not base64: {error}") from None
+    if len(raw) == count:
+        dtype = np.dtype(np.uint8)
+    elif len(raw) == 2 * count:
+        dtype = np.dtype("<u2")
+    else:
+        raise ValueError(f"{len(raw)} bytes stored for {count} images")
+    return np.frombuffer(raw, dtype=dtype).astype(np.int64)
+
+
 def labels_digest(labels) -> str:
-    """sha256 of a label vector (as int64), to check two runs saw the same test images."""
+    """sha256 of a label vector (as int64), to check that two runs, or a run and
+    the data at hand, have the same images in the same order."""
     return hashlib.sha256(np.ascontiguousarray(np.asarray(labels, dtype=np.int64).ravel()).tobytes()).hexdigest()
 
 

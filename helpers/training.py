@@ -58,7 +58,7 @@ from helpers.diagnostics import Diagnostics
 from helpers.experiment import ExperimentConfig
 from helpers.pipeline import make_dataset, make_splits
 from helpers.progress import Reporter, resolve_progress
-from helpers.records import RECORD_FILE_NAME, RunRecord, labels_digest, load_record, pack_bits
+from helpers.records import RECORD_FILE_NAME, RunRecord, labels_digest, load_record, pack_bits, pack_classes
 from helpers.runs import RunData, as_run_data, content_digest, load_run_data
 from helpers.schedules import lr_find, make_schedule
 
@@ -325,7 +325,8 @@ def predict_logits(model, dataset) -> np.ndarray:
     A gated net's side head is left out: its outputs are a dict or list with
     the main logits first.
 
-    Used in: every run's per-image test scores, helpers.evaluation (07_cifar100)
+    Used in: every run's per-image test scores and stored validation predictions,
+    helpers.evaluation (07_cifar100, for records without stored predictions)
     """
     outputs = model.predict(dataset.map(lambda images, _: images), verbose=0)
     if isinstance(outputs, dict):
@@ -463,6 +464,10 @@ def train(config: ExperimentConfig, run_data: RunData, *, run_id: str, run_dir: 
         record.test = {history_key(key, compiled.output_names): _to_float(value)
                        for key, value in test_logs.items()}
         record.test_predictions = test_predictions(model, test_data, run_data.y_test, run_data.num_classes)
+        # The validation classes too, so the report's confusion matrices need no weights.
+        if validation_data is not None:
+            record.validation_predictions = pack_classes(
+                predict_logits(model, validation_data).argmax(axis=1), run_data.y_val, run_data.num_classes)
         if state.diverged_epoch is not None:
             record.status = "diverged"
             record.diverged_epoch = state.diverged_epoch

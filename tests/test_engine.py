@@ -172,7 +172,7 @@ RECORD_KEYS = {
     "schema_version", "run_id", "name", "status", "seed", "epochs_completed", "diverged_epoch",
     "config", "history", "test", "wall_seconds", "train_images_per_second", "diagnostics",
     "data", "environment", "parameter_count", "schedule", "sessions", "created", "finished",
-    "error", "notes", "test_predictions",
+    "error", "notes", "test_predictions", "validation_predictions",
 }
 
 

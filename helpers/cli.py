@@ -93,6 +93,13 @@ def _build_parser() -> argparse.ArgumentParser:
             cli_train.add_lr_find_arguments(lr_find)
         lr_find.set_defaults(handler=cli_train.lr_find_main)
 
+    from helpers import series
+
+    records = commands.add_parser("records", help="a profile's runs: which are finished, their measured "
+                                  "budget per notebook; --export copies them into records/<profile>/")
+    series.add_arguments(records)
+    records.set_defaults(handler=series.records_main)
+
     try:
         # helpers.report checks at import that the report extra is installed.
         from helpers import report

@@ -19,6 +19,11 @@ FIGURES_DIR_ENV = "CIFAR_LAB_FIGURES_DIR"
 REPORT_DIR_ENV = "CIFAR_LAB_REPORT_DIR"
 RUNS_DIR_ENV = "CIFAR_LAB_RUNS_DIR"
 CACHE_DIR_ENV = "CIFAR_LAB_CACHE_DIR"
+# A folder of committed run records to read every run from, training nothing
+# (set by ``report --render-only --profile P`` for the notebooks' kernels).
+RECORDS_DIR_ENV = "CIFAR_LAB_RECORDS_DIR"
+# Where the committed records of every profile live (default: records/).
+RECORDS_ROOT_ENV = "CIFAR_LAB_RECORDS_ROOT"
 # A directory (or archive) holding the CIFAR files.
 DATA_DIR_ENV = "CIFAR_DATA_DIR"
 # The engine's progress display: "bar", "lines" or "none" (helpers.progress).
@@ -39,6 +44,8 @@ FIGURES_DIR = Path(os.environ.get(FIGURES_DIR_ENV, PROJECT_ROOT / "figures"))
 REPORT_DIR = Path(os.environ.get(REPORT_DIR_ENV, PROJECT_ROOT / "report"))
 RUNS_DIR = Path(os.environ.get(RUNS_DIR_ENV, PROJECT_ROOT / "runs"))
 CACHE_DIR = Path(os.environ.get(CACHE_DIR_ENV, PROJECT_ROOT / ".cache"))
+# Committed run records, one folder per profile (helpers.committed).
+RECORDS_DIR = Path(os.environ.get(RECORDS_ROOT_ENV, PROJECT_ROOT / "records"))
 # Where decoded CIFAR arrays are cached (see helpers.data).
 DATA_CACHE_DIR = CACHE_DIR / "data"
 

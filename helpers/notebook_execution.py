@@ -152,8 +152,9 @@ def ensure_kernel(kernel_name: str = KERNEL_NAME) -> None:
 
 
 @contextlib.contextmanager
-def kernel_environment(notebook: str, data_dir: Path | None) -> Iterator[None]:
-    """Sets the variables the kernel subprocess inherits, and restores them."""
+def kernel_environment(notebook: str, data_dir: Path | None,
+                       extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Sets the variables the kernel subprocess inherits (and ``extra``), and restores them."""
     changes: dict[str, str | None] = {
         config.NOTEBOOK_ENV: notebook,
         # The kernel runs from notebooks/ and the project may not be
@@ -173,6 +174,7 @@ def kernel_environment(notebook: str, data_dir: Path | None) -> Iterator[None]:
     }
     if data_dir is not None:
         changes[config.DATA_DIR_ENV] = str(data_dir)
+    changes.update(extra or {})
     saved = {name: os.environ.get(name) for name in changes}
     try:
         for name, value in changes.items():
@@ -192,7 +194,7 @@ def kernel_environment(notebook: str, data_dir: Path | None) -> Iterator[None]:
 def execute_notebook(path: str | os.PathLike, out_path: str | os.PathLike, profile: str,
                      data_dir: str | os.PathLike | None = None, *,
                      timeout: float | None = None, cwd: str | os.PathLike | None = None,
-                     kernel_name: str = KERNEL_NAME) -> NotebookRun:
+                     kernel_name: str = KERNEL_NAME, records_dir: str | os.PathLike | None = None) -> NotebookRun:
     """Executes one notebook with papermill into ``out_path``.
 
     ``PROFILE`` and ``DATA_DIR`` (None when not given) are injected after the
@@ -209,6 +211,8 @@ def execute_notebook(path: str | os.PathLike, out_path: str | os.PathLike, profi
         timeout: Seconds one cell may run; None for no limit.
         cwd: The kernel's working directory; default the notebook's folder.
         kernel_name: Jupyter kernel to run.
+        records_dir: A folder of committed run records: the kernel reads every
+            run from it and trains nothing (``CIFAR_LAB_RECORDS_DIR``).
 
     Returns:
         A :class:`NotebookRun`.
@@ -236,7 +240,8 @@ def execute_notebook(path: str | os.PathLike, out_path: str | os.PathLike, profi
     notebook = source.stem
     started = time.monotonic()
     failure = None
-    with kernel_environment(notebook, resolved_data_dir):
+    extra = {config.RECORDS_DIR_ENV: str(Path(records_dir).resolve())} if records_dir is not None else None
+    with kernel_environment(notebook, resolved_data_dir, extra):
         try:
             papermill.execute_notebook(
                 str(source), str(target),

@@ -55,7 +55,7 @@ for _package in ("nbconvert", "nbformat", "papermill", "jinja2"):
 
 from markupsafe import Markup  # noqa: E402 - after the check above
 
-from helpers import atomic, config, environment, profiles  # noqa: E402
+from helpers import atomic, committed, config, environment, profiles  # noqa: E402
 from helpers.notebook_execution import (PAPERMILL_ERROR_TAG, NotebookFailure, cell_tags,  # noqa: E402
                                         ensure_kernel, execute_notebook, failure_from_executed)
 from helpers.pdf import NO_CHROMIUM, find_chromium, render_pdf  # noqa: E402
@@ -429,7 +429,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="longest time one cell may run (default: no limit)")
     parser.add_argument("--render-only", action="store_true",
-                        help="render from the existing executed copies without executing anything")
+                        help="train nothing. With --profile: execute the notebooks reading every run from "
+                             "the profile's committed records (records/<profile>/), failing on a missing one; "
+                             "without --profile: render the existing executed copies")
     parser.add_argument("--notebooks-dir", default=None,
                         help=f"where the clean notebooks are (default: {config.NOTEBOOKS_DIR})")
     parser.add_argument("--output-dir", default=None,
@@ -490,15 +492,24 @@ def run_report(profile: str | None, *, notebooks_dir: str | os.PathLike | None =
 
     failures: dict[str, NotebookFailure | None] = {}
     started = time.monotonic()
-    if not render_only:
+    # --render-only with a profile executes the notebooks from its committed records.
+    records = committed.records_dir(profile) if render_only and profile is not None else None
+    if records is not None and not any(records.glob("*/record.json")):
+        raise ValueError(f"No committed records for profile {profile!r} in {records}: --render-only has "
+                         f"nothing to read. Train them with `python -m helpers report --profile {profile}` "
+                         f"(without --render-only). Received: --profile {profile} --render-only")
+    execute = not render_only or records is not None
+    if execute:
         try:
             ensure_kernel()
         except RuntimeError as error:
             # A kernel that cannot be arranged is a setup problem, like bad input.
             raise ValueError(str(error)) from error
         for index, source in enumerate(selected, start=1):
-            _log(f"[{index}/{len(selected)}] {source.stem}: running (profile {profile})")
-            run = execute_notebook(source, executed_dir / source.name, profile, data_dir, timeout=timeout)
+            how = f"from the committed records in {records}" if records is not None else f"profile {profile}"
+            _log(f"[{index}/{len(selected)}] {source.stem}: running ({how})")
+            run = execute_notebook(source, executed_dir / source.name, profile, data_dir, timeout=timeout,
+                                   records_dir=records)
             failures[source.stem] = run.failure
             if run.ok:
                 _log(f"[{index}/{len(selected)}] {source.stem}: ok in {_format_seconds(run.seconds)}")
@@ -508,7 +519,7 @@ def run_report(profile: str | None, *, notebooks_dir: str | os.PathLike | None =
 
     # Executed copies of notebooks that still exist; with --notebooks the
     # others keep their earlier copies, labelled with their own profile/date.
-    shown = selected if (render_only and select) else sources
+    shown = selected if (render_only and select and not execute) else sources
     executed = [executed_dir / source.name for source in shown if (executed_dir / source.name).is_file()]
     for path in executed:
         if path.stem not in failures:
@@ -541,7 +552,7 @@ def run_report(profile: str | None, *, notebooks_dir: str | os.PathLike | None =
     if pdf_skipped:
         _log(f"report: warning: report.pdf was not written. {NO_CHROMIUM}")
     failed = [failure for failure in failures.values() if failure is not None]
-    if not render_only:
+    if execute:
         _log(f"report: executed {len(selected)} notebook{'s' if len(selected) != 1 else ''} "
              f"in {_format_seconds(time.monotonic() - started)}")
     if failed:

@@ -473,6 +473,11 @@ def run_study(arms: Mapping[tuple, Arm], profile: Profile, runs_dir=None, progre
         cached_only: Train nothing: look each run up in the cache and leave
             None where it is missing (the summary reads results this way).
 
+    With ``CIFAR_LAB_RECORDS_DIR`` set (``report --render-only``), every run
+    is read from that folder of committed records by its configuration
+    (``helpers.committed``) and nothing is trained; a missing run raises
+    ``committed.MissingRunError`` naming it, or is None with ``cached_only``.
+
     Returns:
         {key: ArmResult}, in the arms' order.
 
@@ -480,8 +485,9 @@ def run_study(arms: Mapping[tuple, Arm], profile: Profile, runs_dir=None, progre
     """
     import sys
 
-    from helpers.engine import run
+    from helpers import committed
 
+    folder = committed.active_folder()
     results = {}
     total = len(arms) * len(profile.seeds)
     index = 0
@@ -490,9 +496,17 @@ def run_study(arms: Mapping[tuple, Arm], profile: Profile, runs_dir=None, progre
         for seed in profile.seeds:
             index += 1
             config = arm.seeded(seed)
+            if folder is not None:
+                record = folder.record_for(config)
+                if record is None and not cached_only:
+                    raise committed.missing_run(folder, arm.label, config)
+                records.append(record)
+                continue
             if cached_only:
                 records.append(cached_record(config, runs_dir))
                 continue
+            from helpers.engine import run
+
             if progress:
                 print(f"[{index}/{total}] {arm.label}, seed {seed}", file=sys.stderr, flush=True)
             records.append(run(config, runs_dir=runs_dir, progress=progress))
@@ -530,9 +544,13 @@ def cached_record(config: ExperimentConfig, runs_dir=None):
     import sys
     from pathlib import Path
 
+    from helpers import committed
     from helpers import config as project_config
     from helpers import runs
 
+    folder = committed.active_folder()
+    if folder is not None:
+        return folder.record_for(config)
     directory = Path(runs_dir) if runs_dir is not None else project_config.RUNS_DIR
     run_id = runs.resolve_run_id(config, runs_dir=directory)
     return runs.cached_record(runs.run_directory(directory, run_id),
@@ -624,6 +642,16 @@ def learning_rate_range_test(config: ExperimentConfig, num_iterations: int = 100
 
     from helpers.records import write_json_atomic
 
+    from helpers import committed
+
+    folder = committed.active_folder()
+    if folder is not None:
+        payload = folder.range_test_for(config, num_iterations)
+        if payload is None:
+            if cached_only:
+                return None
+            raise committed.missing_run(folder, "the LR range test", config, what="range test")
+        return types.SimpleNamespace(**payload)
     cache = _range_test_path(config, num_iterations, runs_dir)
     payload = _read_range_test(cache)
     if payload is None:

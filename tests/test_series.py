@@ -93,3 +93,38 @@ def test_second_report_retrains_nothing(smoke_series):
     page = (smoke_series["root"] / "report" / "index.html").read_text(encoding="utf-8")
     assert "from cache" in page
     assert time.perf_counter() - started < smoke_series["first_seconds"]
+
+
+def test_render_only_reads_exported_records_and_trains_nothing(smoke_series, real_data_dir):
+    """The committed-records path: export the smoke series' records, then render
+    from them with an empty run cache; nothing is trained and the page is whole."""
+    assert smoke_series["first"].returncode == 0, smoke_series["first"].stderr[-4000:]
+    root = smoke_series["root"]
+    env = dict(smoke_series["env"], CIFAR_LAB_RECORDS_ROOT=str(root / "records"))
+    exported = subprocess.run([sys.executable, "-m", "helpers", "records", "--profile", "smoke", "--data-dir",
+                               str(real_data_dir), "--export", "--json"], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+    assert exported.returncode == 0, exported.stderr[-4000:]
+    summary = json.loads(exported.stdout)
+    assert summary["missing"] == [] and summary["export"]["copied"] == summary["total"]["runs"]
+    copied = list((root / "records" / "smoke").glob("*/record.json"))
+    assert len(copied) == summary["total"]["runs"]
+    assert not list((root / "records" / "smoke").rglob("*.h5")) and not list((root / "records").rglob("*.keras"))
+
+    empty_runs = root / "no-runs"
+    env["CIFAR_LAB_RUNS_DIR"] = str(empty_runs)
+    command = [sys.executable, "-m", "helpers", "report", "--profile", "smoke", "--render-only", "--data-dir",
+               str(real_data_dir), "--output-dir", str(root / "rendered"), "--no-pdf"]
+    rendered = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    assert rendered.returncode == 0, rendered.stderr[-4000:]
+    assert not list(empty_runs.glob("*/record.json"))  # nothing was trained
+    page = (root / "rendered" / "index.html").read_text(encoding="utf-8")
+    assert page.count("<img") >= 20 and "best validation accuracy" in page
+    # A missing record is named, not trained.
+    removed = copied[0]
+    removed.unlink()
+    rendered = subprocess.run(command + ["--notebooks", "01,02,03,04,05,06,07"], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=3600)
+    assert rendered.returncode == 1
+    assert "--render-only trains nothing" in rendered.stderr or "MissingRunError" in rendered.stderr
+    assert not list(empty_runs.glob("*/record.json"))

@@ -802,6 +802,44 @@ def generalisation_gap(results, title: str = "Generalisation gap (train - valida
     return fig
 
 
+def training_modes(results, title: str = "Last epoch: the training set three ways, and validation"):
+    """Per arm, at the last epoch: the running training accuracy (what ``fit``
+    reports: a mean over the epoch in training mode, dropout on, augmented
+    images), the same net on training images in inference mode
+    (``train_eval_accuracy``, where recorded) and the validation accuracy.
+    Bars: mean over seeds; dots: each seed.
+
+    Used in: 04_dropout
+    """
+    series = (("accuracy", "training, running (training mode)"),
+              ("train_eval_accuracy", "training images, inference mode"),
+              ("val_accuracy", "validation"))
+    arms = [arm for arm in _arm_results(results) if arm.completed]
+    fig, axis = plt.subplots(figsize=(9.5, 4.2))
+    colours = _colours()
+    width = 0.8 / len(series)
+    shown = set()
+    for position, arm in enumerate(arms):
+        for offset, (key, name) in enumerate(series):
+            values = [100 * record.final(key) for record in arm.completed
+                      if key in record.history and record.epochs_completed]
+            values = [value for value in values if np.isfinite(value)]
+            if not values:
+                continue
+            x = position + (offset - (len(series) - 1) / 2) * width
+            axis.bar(x, float(np.mean(values)), width=width * 0.92, color=colours[offset % len(colours)],
+                     label=None if key in shown else name)
+            axis.scatter([x] * len(values), values, s=10, color="black", zorder=3)
+            shown.add(key)
+    axis.set_xticks(range(len(arms)))
+    axis.set_xticklabels([f"{arm.label}\n(n = {arm.n})" for arm in arms], fontsize=8)
+    axis.set_ylabel("accuracy (%)")
+    axis.set_title(title)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def lr_range_test(result, chosen_base: float | None = None, chosen_max: float | None = None,
                   chosen_high: float | None = None):
     """Smoothed loss against the learning rate (log x), chosen rates marked.

@@ -167,12 +167,17 @@ def headline_experiments(profile: Profile, data_dir=None, runs_dir=None) -> list
     plans = [
         ExperimentPlan("VGG-19 on CIFAR-10", studies.vgg_arms(profile, data_dir), (
             RowPlan(("no_bn", "glorot", "sgd_high"), STUDENT_SETUP, "the student's set-up: no batch norm"),
+            RowPlan(("no_bn", "glorot", "sgd_high", "plateau"), REFERENCE,
+                    "the student's remedy: a plateau schedule, no batch norm"),
             RowPlan(("bn", "glorot", "sgd_high"), FIX, "fix: batch norm, same rate"),
+            RowPlan(("bn", "glorot", "sgd_low"), FIX, "fix: batch norm, the lower rate"),
         )),
         ExperimentPlan("ResNet-20 on CIFAR-10", studies.schedule_arms(profile, data_dir), (
             RowPlan(("schedule", "plateau"), STUDENT_SETUP, "the student's schedule (ReduceLROnPlateau)"),
             RowPlan(("schedule", "step"), FIX, "fix: He et al.'s step decay"),
             RowPlan(("schedule", "cosine"), FIX, "fix: cosine decay"),
+            RowPlan(("schedule", "cosine", "long"), FIX, f"fix: cosine decay, {profile.long_epochs} epochs "
+                    "(a longer budget)"),
             RowPlan(("schedule", "constant"), REFERENCE, "no schedule"),
         )),
     ]
@@ -234,8 +239,12 @@ def headline_experiments(profile: Profile, data_dir=None, runs_dir=None) -> list
                 "the student's set-up: dropout 0.5 after the addition"),
         RowPlan(("resnet18",), FIX, "fix: no dropout, CIFAR stem, cosine"),
     )))
+    plans.append(ExperimentPlan("ResNet-50 on CIFAR-100", cifar100, (
+        RowPlan(("resnet50", "imagenet"), STUDENT_SETUP, "the student's set-up: ImageNet stem"),
+        RowPlan(("resnet50",), FIX, "fix: CIFAR stem"),
+    )))
     for model in profile.cifar100_models:
-        if model != "resnet18" and (model,) in cifar100:
+        if model not in ("resnet18", "resnet50") and (model,) in cifar100:
             plans.append(ExperimentPlan(f"{_MODEL_NAMES.get(model, model)} on CIFAR-100", cifar100, (
                 RowPlan((model,), REFERENCE, "CIFAR stem, cosine"),)))
     return plans

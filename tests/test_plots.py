@@ -451,3 +451,18 @@ def test_training_curves_show_a_one_epoch_arm_as_a_point_and_leave_rate_zero_out
     drawn = fig.axes[1].get_lines()[0].get_ydata()
     assert np.isnan(drawn[0]) and np.all(np.asarray(drawn[1:]) > 0)
     plt.close(fig)
+
+
+def test_training_modes_draws_each_way_of_scoring_the_training_set_beside_validation():
+    with_clean, without = _arm("dropout"), _arm("old record", key=("arm", "old"))
+    for index, record in enumerate(with_clean.records):
+        record.history["train_eval_accuracy"] = [0.5, 0.6, 0.7 + 0.1 * index]
+    figure = plots.training_modes([with_clean, without])
+    axis = figure.axes[0]
+    bars = [patch for patch in axis.patches]
+    assert len(bars) == 3 + 2  # the older record has no inference-mode score: no bar, not a zero
+    inference = [bar for bar in bars if bar.get_facecolor() == bars[1].get_facecolor()]
+    assert len(inference) == 1 and inference[0].get_height() == pytest.approx(75.0)
+    assert [text.get_text() for text in axis.get_xticklabels()] == ["dropout\n(n = 2)", "old record\n(n = 2)"]
+    assert set(_legend_texts(axis)) == {"training, running (training mode)", "training images, inference mode",
+                                        "validation"}

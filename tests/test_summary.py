@@ -225,8 +225,9 @@ def test_summary_table_reads_the_cache_only(monkeypatch):
     monkeypatch.setattr(studies, "learning_rate_range_test", lambda *args, **kwargs: None)
     table = summary.summary_table(QUICK)
     assert calls and all(cached_only and not progress for _, progress, cached_only in calls)
-    # Arms are looked up by key: the VGG study reads exactly its two headline arms.
-    assert calls[0][0] == (("no_bn", "glorot", "sgd_high"), ("bn", "glorot", "sgd_high"))
+    # Arms are looked up by key: the VGG study reads exactly its headline arms.
+    assert calls[0][0] == (("no_bn", "glorot", "sgd_high"), ("no_bn", "glorot", "sgd_high", "plateau"),
+                           ("bn", "glorot", "sgd_high"), ("bn", "glorot", "sgd_low"))
     frame = table.to_frame()
     cyclical = frame[frame["experiment"].str.startswith("Cyclical")].iloc[0]
     assert cyclical["this report (quick)"] == "not run" and "LR range test" in cyclical.iloc[-1]

@@ -90,7 +90,14 @@ def profile_statement(profile: Profile) -> str:
             f"direction only when its 95% interval (over the test images and the {seeds} seeds) "
             f"excludes zero, and on {test_images:,} test images one accuracy alone is uncertain "
             f"by up to +-{half_width:.1f} points.")
-    if _is_reduced(profile):
+    if _is_reduced(profile) and profile.train_size is None and profile.test_size is None:
+        long_text = (f" and one {profile.long_epochs}-epoch arm" if profile.long_epochs > epochs[-1] else "")
+        sentences.append(
+            f"Its accuracies are real test accuracies on all {OFFICIAL_TEST_IMAGES:,} test images, of short "
+            f"runs ({epoch_text}{long_text}{width}). Where a fix beats the student's number here, it beats it "
+            f"with far less training than the student had; where it falls short, the budget may be why: the "
+            f"published numbers come from 160-200 epochs at full width.")
+    elif _is_reduced(profile):
         sentences.append(
             f"It cannot show accuracy levels or differences of a few points. A reduced profile is "
             f"not comparable with the student's or the published numbers, which come from full-scale "

@@ -83,7 +83,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--validation-size", type=int, default=None, help="validation images held out (0: none)")
     add("--optimizer", choices=OPTIMIZERS, default=None)
     add("--lr", dest="learning_rate", type=float, default=None,
-        help="learning rate (peak / maximum for cosine, clr, onecycle)")
+        help="learning rate (peak / maximum for cosine, clr, onecycle); for onecycle without --lr, "
+             "the peak comes from an LR range test read as Smith reads it (cached)")
     add("--momentum", type=float, default=None, help="SGD momentum")
     add("--nesterov", action="store_true", default=None, help="Nesterov momentum")
     add("--weight-decay", type=float, default=None, help="decay coefficient on conv/dense kernels")
@@ -175,6 +176,31 @@ def config_from_arguments(args: argparse.Namespace):
     return config
 
 
+# Steps of the range test that sets one-cycle's peak when --lr is not given.
+ONECYCLE_RANGE_TEST_ITERATIONS = 200
+
+
+def onecycle_peak_from_range_test(config, runs_dir=None, progress="auto"):
+    """``config`` with its one-cycle peak set from an LR range test, read as Smith reads it.
+
+    The test runs on ``config`` itself (its model, data, batch, weight decay
+    and label smoothing) for ``ONECYCLE_RANGE_TEST_ITERATIONS`` steps, and
+    is cached under ``<runs_dir>/lr_find/`` like 05_cyclical_lr's, so a
+    second call costs nothing. The peak is the rate at the smoothed loss's
+    minimum (``helpers.range_reading.read_range_test``).
+
+    Used in: ``python -m helpers train --schedule onecycle`` without ``--lr``
+    """
+    from helpers import studies
+
+    range_test = studies.learning_rate_range_test(config, ONECYCLE_RANGE_TEST_ITERATIONS, runs_dir,
+                                                  progress=progress != "none")
+    peak = studies.range_test_reading(range_test).max_learning_rate
+    print(f"one-cycle peak rate {peak:.4g}: the LR range test's maximum rate (Smith's reading, "
+          f"{ONECYCLE_RANGE_TEST_ITERATIONS} steps, cached); pass --lr to set it yourself", file=sys.stderr)
+    return config.replace(learning_rate=peak)
+
+
 def _print_json(payload: dict) -> None:
     sys.stdout.write(json.dumps(payload, indent=1, allow_nan=False) + "\n")
     sys.stdout.flush()
@@ -192,6 +218,8 @@ def train_main(args: argparse.Namespace) -> int:
         return _retrain_main(args)
     config = config_from_arguments(args)
     progress = "auto" if args.progress == "auto" else args.progress
+    if config.schedule == "onecycle" and args.learning_rate is None:
+        config = onecycle_peak_from_range_test(config, runs_dir=args.runs_dir, progress=progress)
     try:
         record = engine.run(config, runs_dir=args.runs_dir, progress=progress, resume=args.resume)
     except RuntimeError as error:

@@ -60,3 +60,24 @@ def test_the_command_line_refuses_a_single_variant(capsys):
     with pytest.raises(SystemExit):
         rotation.main([f"--variant=head={ROOT}:tensorflow"])
     assert "at least two --variant options" in capsys.readouterr().err
+
+
+def test_the_handwritten_resnet20_script_trains_on_the_engines_split_and_prints_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.cifar_fixtures import write_cifar10_python
+    from tests.conftest import PROJECT_ROOT
+    from tests.engine_helpers import subprocess_env
+
+    write_cifar10_python(tmp_path / "data", per_class=60)
+    done = subprocess.run([sys.executable, "benchmarks/handwritten_resnet20.py", "--data-dir", str(tmp_path / "data"),
+                           "--epochs", "1", "--batch-size", "100", "--validation-size", "500"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=300, env=subprocess_env(CIFAR_LAB_CACHE_DIR=str(tmp_path / "cache")))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["epochs"] == 1 and len(result["val_accuracy"]) == 1
+    assert 0.0 <= result["test_accuracy"] <= 1.0 and result["wall_seconds"] > 0
+    assert result["peak"] == 0.4 and result["weight_decay"] == 5e-4 and result["label_smoothing"] == 0.1
+    assert 270_000 < result["parameters"] < 280_000  # ResNet-20 with projection shortcuts

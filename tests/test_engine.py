@@ -596,3 +596,40 @@ def test_training_set_evaluated_in_inference_mode_beside_the_running_metrics(tmp
 
     with pytest.raises(ValueError, match="train_eval_size must be an integer >= 0"):
         tiny_config(train_eval_size=-1)
+
+
+def test_cli_onecycle_without_lr_takes_its_peak_from_the_range_test(tmp_path, monkeypatch, capsys):
+    """`train --schedule onecycle` without --lr: the peak is Smith's reading of a
+    (cached) range test on the run's own configuration; --lr overrides it."""
+    import argparse
+    import types
+
+    from helpers import cli_train, engine, studies
+
+    calls = []
+
+    def fake_range_test(config, iterations, runs_dir=None, progress=True, cached_only=False):
+        calls.append((config.learning_rate, iterations, runs_dir))
+        return types.SimpleNamespace(learning_rates=[0.01, 0.1, 0.3, 1.0], smoothed_losses=[2.3, 2.0, 1.8, 3.0])
+
+    trained = []
+
+    def fake_run(config, **kwargs):
+        trained.append(config)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(studies, "learning_rate_range_test", fake_range_test)
+    monkeypatch.setattr(engine, "run", fake_run)
+    parser = argparse.ArgumentParser()
+    cli_train.add_train_arguments(parser)
+    args = parser.parse_args(["--model", "resnet20", "--dataset", "cifar10", "--schedule", "onecycle",
+                              "--runs-dir", str(tmp_path)])
+    assert cli_train.train_main(args) == 2
+    assert trained[-1].learning_rate == 0.3 and calls == [(0.1, 200, str(tmp_path))]
+    assert "one-cycle peak rate 0.3: the LR range test's maximum rate" in capsys.readouterr().err
+    args = parser.parse_args(["--model", "resnet20", "--dataset", "cifar10", "--schedule", "onecycle", "--lr", "0.5"])
+    cli_train.train_main(args)
+    assert trained[-1].learning_rate == 0.5 and len(calls) == 1
+    args = parser.parse_args(["--model", "resnet20", "--dataset", "cifar10", "--schedule", "cosine"])
+    cli_train.train_main(args)
+    assert trained[-1].learning_rate == 0.1 and len(calls) == 1

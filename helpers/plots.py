@@ -802,7 +802,7 @@ def generalisation_gap(results, title: str = "Generalisation gap (train - valida
     return fig
 
 
-def training_modes(results, title: str = "Last epoch: the training set three ways, and validation"):
+def training_modes(results, title: str = "Last epoch: training accuracy two ways, and validation"):
     """Per arm, at the last epoch: the running training accuracy (what ``fit``
     reports: a mean over the epoch in training mode, dropout on, augmented
     images), the same net on training images in inference mode
@@ -832,7 +832,9 @@ def training_modes(results, title: str = "Last epoch: the training set three way
             axis.scatter([x] * len(values), values, s=10, color="black", zorder=3)
             shown.add(key)
     axis.set_xticks(range(len(arms)))
-    axis.set_xticklabels([f"{arm.label}\n(n = {arm.n})" for arm in arms], fontsize=8)
+    import textwrap
+
+    axis.set_xticklabels(["\n".join(textwrap.wrap(arm.label, 18)) + f"\n(n = {arm.n})" for arm in arms], fontsize=8)
     axis.set_ylabel("accuracy (%)")
     axis.set_title(title)
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))

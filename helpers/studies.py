@@ -392,9 +392,10 @@ def cyclical_arms(profile: Profile, base_learning_rate: float, max_learning_rate
     """
     base = cyclical_base(profile, data_dir)
     short = max(1, base.num_epochs // 4)
+    step_rate = scaled_rate(profile, 0.1)
     arms = [
-        Arm(("schedule", "step"), "step decay (0.1, /10 at 50%, 75%)", base.replace(
-            schedule="step", learning_rate=scaled_rate(profile, 0.1))),
+        Arm(("schedule", "step"), f"step decay ({step_rate:.2g}, /10 at 50%, 75%)", base.replace(
+            schedule="step", learning_rate=step_rate)),
         Arm(("schedule", "clr"), f"triangular CLR {base_learning_rate:.2g}-{max_learning_rate:.2g}", base.replace(
             schedule="clr", learning_rate=max_learning_rate,
             schedule_options={"base_learning_rate": base_learning_rate})),

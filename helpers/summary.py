@@ -132,6 +132,9 @@ class RowPlan:
     key: tuple
     role: str
     note: str = ""
+    # False for a fix that differs from the student's set-up in more than one
+    # factor (a longer budget): compared with the student's number only.
+    against_setup: bool = True
 
     def __post_init__(self):
         if self.role not in _ROLES:
@@ -184,7 +187,7 @@ def headline_experiments(profile: Profile, data_dir=None, runs_dir=None) -> list
             RowPlan(("schedule", "step"), FIX, "fix: He et al.'s step decay"),
             RowPlan(("schedule", "cosine"), FIX, "fix: cosine decay"),
             RowPlan(("schedule", "cosine", "long"), FIX, f"fix: cosine decay, {profile.long_epochs} epochs "
-                    "(a longer budget)"),
+                    "(a longer budget)", against_setup=False),
             RowPlan(("schedule", "constant"), REFERENCE, "no schedule"),
         )),
     ]
@@ -362,8 +365,11 @@ def verdict_cell(plan: RowPlan, result: studies.ArmResult | None, student: Refer
     sentences = []
     if student is not None:
         sentences.append(against_student_number(result, student.value))
-    if has_setup:
+    if has_setup and plan.against_setup:
         sentences.append(against_student_setup(result, setup))
+    elif has_setup and setup is not None and setup.n:
+        sentences.append(f"Not compared with our run of the student's set-up: it trains for "
+                         f"{result.config.num_epochs} epochs, the set-up for {setup.config.num_epochs}.")
     return sentences or ["No student number or set-up to compare with."]
 
 

@@ -302,3 +302,16 @@ def test_the_standard_profile_statement_reads_levels_against_the_student_with_th
     assert "one 15-epoch arm" in statement and "beats it with far less training" in statement
     assert "read its numbers for directions, not levels" not in statement
     assert "read its numbers for directions, not levels" in summary.profile_statement(QUICK)
+
+
+def test_a_fix_at_a_longer_budget_is_compared_with_the_students_number_only():
+    plan = next(plan for plan in summary.headline_experiments(QUICK) if plan.experiment == "ResNet-20 on CIFAR-10")
+    long_row = next(row for row in plan.rows if row.key == ("schedule", "cosine", "long"))
+    assert long_row.role == summary.FIX and not long_row.against_setup
+    setup = _result(plan.arms[("schedule", "plateau")], (0.50, 0.52))
+    long_result = _result(plan.arms[("schedule", "cosine", "long")], (0.90, 0.91))
+    sentences = summary.verdict_cell(long_row, long_result, None, setup, True)
+    assert sentences == [f"Not compared with our run of the student's set-up: it trains for {QUICK.long_epochs} "
+                         f"epochs, the set-up for {QUICK.epochs_for('02')}."]
+    step_row = next(row for row in plan.rows if row.key == ("schedule", "step"))
+    assert "Not compared" not in " ".join(summary.verdict_cell(step_row, long_result, None, setup, True))

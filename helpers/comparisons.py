@@ -141,7 +141,38 @@ def arm_line(result) -> str:
 
 
 def arm_block(results: Mapping[tuple, object]) -> list[str]:
-    return [PER_ARM_HEADER, "", *(arm_line(result) for result in results.values()), ""]
+    cost = cost_line(results)
+    return [PER_ARM_HEADER, "", *(arm_line(result) for result in results.values()),
+            *([f"- {cost}"] if cost else []), ""]
+
+
+def cost_line(results: Mapping[tuple, object]) -> str | None:
+    """What these runs cost, from their records: the sum of their wall times and
+    the machines that ran them. None when no record has a wall time.
+
+    A run shared with another notebook counts here too (it is one of this
+    notebook's runs); ``python -m helpers records`` counts it once for the series.
+
+    Used in: every notebook's Findings (through arm_block)
+    """
+    records, seen = [], set()
+    for result in results.values():
+        for record in result.completed:
+            if record.run_id not in seen:
+                seen.add(record.run_id)
+                records.append(record)
+    seconds = sum(record.wall_seconds or 0.0 for record in records)
+    if not records or seconds <= 0:
+        return None
+    machines = {}
+    for record in records:
+        hardware = (record.environment or {}).get("hardware") or {}
+        widest = (hardware.get("instruction_set") or {}).get("widest")
+        name = str(hardware.get("cpu") or "an unnamed CPU") + (f" ({widest})" if widest else "")
+        machines[name] = machines.get(name, 0) + 1
+    where = "; ".join(f"{count} on {name}" for name, count in sorted(machines.items()))
+    return (f"Training time: {seconds / 60:,.1f} min for these {len(records)} runs (the sum of their records' "
+            f"wall times: {where}).")
 
 
 # -- comparisons -----------------------------------------------------------------

@@ -214,3 +214,23 @@ def test_weight_decay_shrink_integrates_the_schedule():
     step = constant.replace(schedule="step")
     assert findings.weight_decay_shrink(step, 10) == pytest.approx(
         math.exp(-10 * (0.1 + 0.1 + 0.01 + 0.001) * 1e-3 / 0.1), rel=1e-5)
+
+
+def test_the_cost_line_sums_the_records_wall_times_and_names_the_machines():
+    from helpers import comparisons
+
+    arms = studies.stem_arms(QUICK)
+    results = {key: arm_result(arm, [0.5, 0.6]) for key, arm in list(arms.items())[:2]}
+    assert comparisons.cost_line(results) is None  # no wall times recorded
+    for index, record in enumerate(record for result in results.values() for record in result.records):
+        record.wall_seconds = 60.0 * (index + 1)
+        record.environment = {"hardware": {"cpu": "Xeon" if index < 3 else "EPYC",
+                                           "instruction_set": {"widest": "AVX-512" if index < 3 else "AVX2"}}}
+    line = comparisons.cost_line(results)
+    assert line == ("Training time: 10.0 min for these 4 runs (the sum of their records' wall times: "
+                    "1 on EPYC (AVX2); 3 on Xeon (AVX-512)).")
+    # A run listed under two arms (a shared run) counts once.
+    key = next(iter(results))
+    results[("again",)] = results[key]
+    assert comparisons.cost_line(results) == line
+    assert f"- {line}" in comparisons.arm_block(results)

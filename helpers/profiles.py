@@ -147,7 +147,7 @@ PROFILES: dict[str, Profile] = {
         width=0.25,
         # The budget is counted in epochs of ResNet-20 on 45,000 images: about
         # 100 s on the 2-core AVX-512 Xeon (150 s on the AVX2 EPYC). The series
-        # is about 275 of them (quarter-width ResNet-18 0.8, ResNet-32 1.6,
+        # is about 285 of them (quarter-width ResNet-18 0.8, ResNet-32 1.6,
         # eps-ResNet-32 1.8, quarter-width ResNet-50 2.8, VGG-19 0.6 and
         # ResNet-110 5.5 each). The ResNet-20 arms of 02, 03 and 05 share one
         # recipe, so their step-decay run is trained once.
@@ -159,11 +159,12 @@ PROFILES: dict[str, Profile] = {
         cifar100_models=("resnet18", "resnet110"),
         lr_find_iterations=200,
         description="standard: the study at real scale on a 2-core CPU (all 45,000 training images, "
-                    "batch 128, quarter-width VGG/ResNet-18/50, 3-5 epochs and one 15-epoch arm, 2 seeds, "
+                    "batch 128, quarter-width VGG/ResNet-18/50, 3-5 epochs and one 20-epoch arm, 2 seeds, "
                     "all 10,000 test images)",
-        # 02's long cosine arm: the series' best ResNet-20 (4 epochs of step
-        # decay reach 60-71% here; 15 of cosine are to show what the budget buys).
-        long_epochs=15,
+        # 02's long cosine arm: what the budget buys, and the series' best
+        # ResNet-20. Measured here: 4 epochs of cosine reach 75%, 15 reached
+        # 84.71% and 84.35% (seeds 0, 1), short of the 85% issue 15 asks for.
+        long_epochs=20,
         # The student's ResNet-50 only: the CIFAR-stem ResNet-50 is the
         # dearest run of the series (2.8 ResNet-20 epochs per epoch).
         stem_models=("resnet50",),

@@ -13,6 +13,11 @@ import numpy as np
 # How far above its minimum the smoothed loss may climb before a rate counts
 # as past the edge (read_range_test's high rate).
 HIGH_LOSS_MARGIN = 0.10
+# The highest rate read_range_test calls "high": the peak of Smith & Topin's
+# super-convergence runs (2019, CLR between 0.1 and 3.0 for ResNet-56). A
+# batch-normalised ResNet's range test can stay low to the end of the ramp
+# (10 here), past any rate anyone has trained with.
+HIGH_RATE_CAP = 3.0
 
 @dataclasses.dataclass(frozen=True)
 class RangeTestReading:
@@ -23,7 +28,7 @@ class RangeTestReading:
         max_learning_rate: The rate at the smoothed loss's minimum.
         high_learning_rate: The largest rate past the minimum before the
             smoothed loss first climbs more than ``HIGH_LOSS_MARGIN`` (10%)
-            above its minimum.
+            above its minimum, at most ``HIGH_RATE_CAP`` (3).
     """
 
     base_learning_rate: float
@@ -46,8 +51,11 @@ def read_range_test(learning_rates, smoothed_losses) -> RangeTestReading:
       test for ResNet-56 kept a low loss up to a rate of 3, which they then
       used as the peak): the largest rate past the minimum before the
       smoothed loss first climbs more than 10% above its minimum, i.e. the
-      edge of the range where the loss stays low. It is the last tested rate
-      when the loss never climbs that far.
+      edge of the range where the loss stays low, capped at 3
+      (``HIGH_RATE_CAP``, their peak): a batch-normalised ResNet's loss can
+      stay that low to the end of the ramp. It is the last tested rate (or
+      the cap) when the loss never climbs that far, and never below the
+      maximum rate.
 
     The reading uses the stored curve only, so a cached range test is read
     the same way however old it is.
@@ -72,5 +80,5 @@ def read_range_test(learning_rates, smoothed_losses) -> RangeTestReading:
     above = np.nonzero(~(losses[best:] <= ceiling))[0]  # NaN counts as above
     edge = best + int(above[0]) - 1 if above.size else rates.size - 1
     peak = float(rates[best])
-    return RangeTestReading(base_learning_rate=peak / 4.0, max_learning_rate=peak,
-                            high_learning_rate=float(rates[max(edge, best)]))
+    high = max(min(float(rates[max(edge, best)]), HIGH_RATE_CAP), peak)
+    return RangeTestReading(base_learning_rate=peak / 4.0, max_learning_rate=peak, high_learning_rate=high)

@@ -775,8 +775,11 @@ def test_read_range_test_reads_the_minimum_a_quarter_of_it_and_the_edge():
     reading = read_range_test(rates, losses)
     assert reading.max_learning_rate == 0.2 and reading.base_learning_rate == 0.05
     assert reading.high_learning_rate == 0.4
-    # A loss that never climbs 10% above its minimum: the edge is the last rate tested.
+    # A loss that never climbs 10% above its minimum: the edge is the last rate tested ...
     assert read_range_test(rates, [2.3, 2.0, 1.5, 1.0, 1.05, 1.09, 1.1]).high_learning_rate == 1.6
+    # ... but never above Smith & Topin's peak of 3, and never below the maximum rate.
+    assert read_range_test(rates + [10.0], [2.3, 2.0, 1.5, 1.0, 1.05, 1.09, 1.1, 1.05]).high_learning_rate == 3.0
+    assert read_range_test([1.0, 5.0, 10.0], [2.0, 1.0, 2.0]).high_learning_rate == 5.0
     # The minimum at the last rate: the high rate is the maximum.
     assert read_range_test([0.1, 0.2], [2.0, 1.0]).high_learning_rate == 0.2
     # A non-finite loss after the minimum is past the edge.

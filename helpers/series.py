@@ -77,7 +77,7 @@ def series_runs(profile: profiles.Profile, data_dir=None, runs_dir=None) -> tupl
     runs, seen = [], set()
     for notebook, keyed in arms.items():
         for arm in keyed.values():
-            for seed in profile.seeds:
+            for seed in arm.seeds_in(profile):
                 config = arm.seeded(seed)
                 identity = config.config_hash
                 if identity in seen:

@@ -83,12 +83,19 @@ class Arm:
             never by the label.
         label: For legends and tables only.
         config: The configuration at the profile's first seed; the study
-            runs it once per seed of the profile (:func:`run_study`).
+            runs it once per seed (:func:`run_study`).
+        seeds: The seeds it runs for (``Profile.seeds_for`` its notebook);
+            None: the profile's.
     """
 
     key: tuple
     label: str
     config: ExperimentConfig
+    seeds: tuple[int, ...] | None = None
+
+    def seeds_in(self, profile: Profile) -> tuple[int, ...]:
+        """The seeds this arm runs for: its own, else the profile's."""
+        return tuple(self.seeds) if self.seeds is not None else tuple(profile.seeds)
 
     def seeded(self, seed: int) -> ExperimentConfig:
         """The arm's configuration at ``seed`` (everything else unchanged)."""
@@ -175,14 +182,18 @@ class ArmResult:
         return np.stack(rows)
 
 
-def _arms(*arms: Arm) -> dict[tuple, Arm]:
-    """Arms keyed by their factors; each configuration named by its label."""
+def _arms(*arms: Arm, seeds: tuple[int, ...] | None = None) -> dict[tuple, Arm]:
+    """Arms keyed by their factors; each configuration named by its label, each
+    run for its own seeds if it has them, else ``seeds`` (its notebook's,
+    ``Profile.seeds_for``)."""
     keyed = {}
     for arm in arms:
         if arm.key in keyed:
             raise ValueError(f"Two arms share the key {arm.key!r}. Received: {arm.label!r} and "
                              f"{keyed[arm.key].label!r}")
-        keyed[arm.key] = Arm(arm.key, arm.label, arm.config.replace(name=arm.label))
+        own = arm.seeds if arm.seeds is not None else seeds
+        keyed[arm.key] = Arm(arm.key, arm.label, arm.config.replace(name=arm.label),
+                             None if own is None else tuple(own))
     return keyed
 
 
@@ -216,6 +227,7 @@ def vgg_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
         Arm(("bn", "glorot", "sgd_low"), "BN, Glorot, SGD low rate", base.with_model_options(batch_norm=True)),
         Arm(("bn", "glorot", "sgd_high"), "BN, Glorot, SGD high rate",
             base.with_model_options(batch_norm=True).replace(learning_rate=high)),
+        seeds=profile.seeds_for("01"),
     )
 
 
@@ -237,8 +249,11 @@ def schedule_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
         Arm(("schedule", "plateau"), f"plateau x0.1, patience {patience}", base.replace(
             schedule="plateau", schedule_options={"factor": 0.1, "patience": patience})),
         Arm(("schedule", "cosine"), "cosine + warm-up", base.replace(schedule="cosine")),
+        # The profile's seeds, not the notebook's: a third seed of the longest
+        # arm costs more than it tells (the budget effect is large).
         Arm(("schedule", "cosine", "long"), f"cosine + warm-up, {profile.long_epochs} epochs",
-            base.replace(schedule="cosine", num_epochs=profile.long_epochs)),
+            base.replace(schedule="cosine", num_epochs=profile.long_epochs), seeds=tuple(profile.seeds)),
+        seeds=profile.seeds_for("02"),
     )
 
 
@@ -269,7 +284,7 @@ def degradation_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     for depth in profile.degradation_depths:
         arms.append(Arm(("plain", depth), f"plain-{depth}", base.replace(model=f"plain{depth}")))
         arms.append(Arm(("residual", depth), f"ResNet-{depth}", base.replace(model=f"resnet{depth}")))
-    return _arms(*arms)
+    return _arms(*arms, seeds=profile.seeds_for("03"))
 
 
 def depth_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -281,7 +296,7 @@ def depth_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """
     base = base_config(profile, "03", data_dir, model="resnet20", schedule="step")
     return _arms(*(Arm(("residual", depth), f"ResNet-{depth}", base.replace(model=f"resnet{depth}"))
-                   for depth in profile.depths))
+                   for depth in profile.depths), seeds=profile.seeds_for("03"))
 
 
 def stem_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -296,7 +311,7 @@ def stem_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     base = base_config(profile, "03", data_dir, model="resnet18", schedule="step",
                        model_options={"width_multiplier": profile.width})
     return _arms(*(Arm((model, stem), f"{model} {stem} stem", base.replace(model=model).with_model_options(stem=stem))
-                   for model in profile.stem_models for stem in ("cifar", "imagenet")))
+                   for model in profile.stem_models for stem in ("cifar", "imagenet")), seeds=profile.seeds_for("03"))
 
 
 def warmup_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -314,6 +329,7 @@ def warmup_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
         Arm(("warmup", False), "ResNet-110, no warm-up", base),
         Arm(("warmup", True), "ResNet-110, warm-up 0.01 for 400 steps", base.with_schedule_options(
             warmup_steps=400, warmup_learning_rate=0.01)),
+        seeds=profile.seeds_for("03"),
     )
 
 
@@ -346,6 +362,7 @@ def dropout_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
             base.with_model_options(classifier_dropout=0.3)),
         Arm(("augmentation_weight_decay", "student_dropout"), "aug + wd + student dropout",
             base.with_model_options(**student)),
+        seeds=profile.seeds_for("04"),
     )
 
 
@@ -407,7 +424,7 @@ def cyclical_arms(profile: Profile, base_learning_rate: float, max_learning_rate
     if high_learning_rate is not None:
         arms.append(Arm(("schedule", "superconvergence"), f"one-cycle, high peak {high_learning_rate:.2g}",
                         base.replace(schedule="onecycle", learning_rate=high_learning_rate)))
-    return _arms(*arms)
+    return _arms(*arms, seeds=profile.seeds_for("05"))
 
 
 def gate_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -423,7 +440,7 @@ def gate_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     if profile.epsilon_depth != 20:
         arms.append(Arm((20, float(shallow)), f"depth 20, eps {shallow:g}",
                         base.replace(model="eps_resnet20").with_model_options(epsilon=shallow)))
-    return _arms(*arms)
+    return _arms(*arms, seeds=profile.seeds_for("06"))
 
 
 def cifar100_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -458,12 +475,12 @@ def cifar100_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
                             config.with_model_options(post_add_dropout=0.5)))
     arms.append(Arm(("resnet50", "imagenet"), "resnet50 ImageNet stem",
                     base.replace(model="resnet50", model_options={**options("resnet50"), "stem": "imagenet"})))
-    return _arms(*arms)
+    return _arms(*arms, seeds=profile.seeds_for("07"))
 
 
 def run_study(arms: Mapping[tuple, Arm], profile: Profile, runs_dir=None, progress=True,
               cached_only: bool = False) -> dict[tuple, ArmResult]:
-    """Runs every arm for every seed of the profile (cached, resumable).
+    """Runs every arm for each of its seeds (its notebook's, else the profile's; cached, resumable).
 
     Args:
         arms: Arms keyed by their factors (a ``*_arms`` function's result).
@@ -490,11 +507,11 @@ def run_study(arms: Mapping[tuple, Arm], profile: Profile, runs_dir=None, progre
 
     folder = committed.active_folder()
     results = {}
-    total = len(arms) * len(profile.seeds)
+    total = sum(len(arm.seeds_in(profile)) for arm in arms.values())
     index = 0
     for key, arm in arms.items():
         records = []
-        for seed in profile.seeds:
+        for seed in arm.seeds_in(profile):
             index += 1
             config = arm.seeded(seed)
             if folder is not None:
@@ -511,7 +528,7 @@ def run_study(arms: Mapping[tuple, Arm], profile: Profile, runs_dir=None, progre
             if progress:
                 print(f"[{index}/{total}] {arm.label}, seed {seed}", file=sys.stderr, flush=True)
             records.append(run(config, runs_dir=runs_dir, progress=progress))
-        results[key] = ArmResult(arm=arm, seeds=tuple(profile.seeds), records=records)
+        results[key] = ArmResult(arm=arm, seeds=arm.seeds_in(profile), records=records)
     return results
 
 

@@ -75,10 +75,15 @@ def profile_statement(profile: Profile) -> str:
     epochs = sorted(set(profile.epochs.values()))
     epoch_text = f"{epochs[0]}-{epochs[-1]} epochs" if len(epochs) > 1 else f"{epochs[0]} epochs"
     seeds = len(profile.seeds)
+    more = sorted(notebook for notebook, values in profile.notebook_seeds.items() if len(values) != seeds)
+    seed_text = f"{seeds} seed{'s' if seeds != 1 else ''} per arm"
+    if more:
+        counts = sorted({len(profile.seeds_for(notebook)) for notebook in more})
+        seed_text += f" ({' or '.join(map(str, counts))} in {' and '.join(more)})"
     width = ("" if profile.width >= 1.0
              else f", VGG and ResNet-18/50 at {profile.width:g} of their width")
     sentences = [f"This report was run at the {profile.name} profile: {train}, {epoch_text} per run, "
-                 f"{seeds} seed{'s' if seeds != 1 else ''} per arm, {test}{width}."]
+                 f"{seed_text}, {test}{width}."]
     half_width = accuracy_half_width(test_images)
     if seeds < intervals.MINIMUM_SEEDS_FOR_A_CLAIM:
         sentences.append(

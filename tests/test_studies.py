@@ -173,3 +173,32 @@ def test_cached_record_reads_the_engine_cache_and_names_a_damaged_record(tmp_pat
     (tmp_path / "resnet20-cifar10-aaaa" / "record.json").write_text('{"run_id": "resnet20-cif')
     assert studies.cached_record(config, tmp_path) is None
     assert "damaged run record" in capsys.readouterr().err
+
+
+def test_a_notebook_may_run_more_seeds_than_the_profile_and_an_arm_its_own():
+    from helpers import profiles
+
+    standard = profiles.get_profile("standard")
+    assert standard.seeds_for("02") == (0, 1, 2) and standard.seeds_for("02_lr_schedules") == (0, 1, 2)
+    assert standard.seeds_for("03") == standard.seeds == (0, 1)
+    schedules = studies.schedule_arms(standard)
+    assert schedules[("schedule", "plateau")].seeds_in(standard) == (0, 1, 2)
+    assert schedules[("schedule", "cosine", "long")].seeds_in(standard) == (0, 1)  # its own: the dearest arm
+    # 03 reads 02's shared step-decay run for the profile's two seeds only.
+    assert studies.degradation_arms(standard)[("residual", 20)].seeds_in(standard) == (0, 1)
+    seen = []
+
+    def fake_run(config, runs_dir=None, progress=True):
+        seen.append((config.name, config.seed))
+        return None
+
+    import helpers.engine as engine
+
+    original, engine.run = engine.run, fake_run
+    try:
+        results = studies.run_study(schedules, standard, progress=False)
+    finally:
+        engine.run = original
+    assert results[("schedule", "plateau")].seeds == (0, 1, 2)
+    assert results[("schedule", "cosine", "long")].seeds == (0, 1)
+    assert len(seen) == 4 * 3 + 2

@@ -357,14 +357,18 @@ class RunRecord:
             ValueError: naming the record's file, when the stored classes are
                 damaged (not base64, or a different count of images).
         """
-        packed = self.validation_predictions.get("predicted")
+        return self._validation_classes("predicted", "validation predictions")
+
+    def _validation_classes(self, key: str, what: str) -> np.ndarray | None:
+        """``validation_predictions[key]`` unpacked; None when absent; ValueError naming the file if damaged."""
+        packed = self.validation_predictions.get(key)
         if packed is None:
             return None
         images = int(self.validation_predictions.get("images", 0))
         try:
             return unpack_classes(packed, images)
         except ValueError as error:
-            raise ValueError(f"Run record {self.path or self.run_id}: damaged validation predictions "
+            raise ValueError(f"Run record {self.path or self.run_id}: damaged {what} "
                              f"({error}). Delete the run folder to retrain it.") from None
 
     def validation_labels(self) -> np.ndarray | None:
@@ -375,15 +379,9 @@ class RunRecord:
             ValueError: naming the record's file, when they are damaged or do
                 not match their digest.
         """
-        packed = self.validation_predictions.get("labels")
-        if packed is None:
+        labels = self._validation_classes("labels", "validation labels")
+        if labels is None:
             return None
-        images = int(self.validation_predictions.get("images", 0))
-        try:
-            labels = unpack_classes(packed, images)
-        except ValueError as error:
-            raise ValueError(f"Run record {self.path or self.run_id}: damaged validation labels "
-                             f"({error}). Delete the run folder to retrain it.") from None
         if labels_digest(labels) != self.validation_predictions.get("labels_digest"):
             raise ValueError(f"Run record {self.path or self.run_id}: its validation labels do not match "
                              "their digest. Delete the run folder to retrain it.")

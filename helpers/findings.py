@@ -448,16 +448,23 @@ def dropout_findings(results: Mapping[tuple, object]) -> str:
         else:
             lines.append("- In no arm is the mean validation accuracy above the training accuracy at the last epoch.")
     if clean_gaps:
-        above_clean = [bold(result) for result, _, gap in clean_gaps if gap > 0]
-        lifted = [result for result, lift, _ in clean_gaps if lift > 0]
-        lines.append(
-            "- Measured in inference mode, the training images score above the running training accuracy in "
-            f"{len(lifted)} of {len(clean_gaps)} arms, and validation stays above them in "
-            + (join_words(above_clean) if above_clean else "no arm")
-            + ": " + ("the running figure's training-mode conditions (dropout, augmentation, a mean over the "
-                      "epoch) account for the puzzle wherever validation is no longer above."
-                      if len(above_clean) < len(clean_gaps) else
-                      "inference mode does not account for the puzzle here."))
+        gap_of = {id(result): gap for result, _, gap in clean_gaps}
+        puzzle = [result for result, _ in above if id(result) in gap_of]
+        lifted = sum(1 for _, lift, _ in clean_gaps if lift > 0)
+        line = (f"- In inference mode the training images score above the running training accuracy in {lifted} "
+                f"of {len(clean_gaps)} arms.")
+        if puzzle:
+            explained = [bold(result) for result in puzzle if gap_of[id(result)] <= 0]
+            unexplained = [bold(result) for result in puzzle if gap_of[id(result)] > 0]
+            if explained:
+                line += (" Where validation was above the running figure, scoring the training images as validation "
+                         "is scored puts them at or above validation in " + join_words(explained)
+                         + ": there the puzzle is the running figure's training-mode conditions (dropout, "
+                         "augmentation, a mean over an epoch of moving weights).")
+            if unexplained:
+                line += (" Validation stays above them even so in " + join_words(unexplained)
+                         + ": inference mode does not account for the puzzle there.")
+        lines.append(line)
     return "\n".join(lines)
 
 

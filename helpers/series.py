@@ -127,7 +127,7 @@ def export(runs: list[SeriesRun], range_test, profile: profiles.Profile, target:
         copied.append(run.record.run_id)
     if range_test is not None:
         base = studies.cyclical_base(profile, data_dir)
-        source = studies._range_test_path(base, profile.lr_find_iterations, runs_dir)  # noqa: SLF001
+        source = studies.range_test_path(base, profile.lr_find_iterations, runs_dir)
         if source.is_file():
             destination = target / committed.RANGE_TEST_DIR / source.name
             destination.parent.mkdir(parents=True, exist_ok=True)

@@ -606,9 +606,12 @@ RANGE_TEST_KEYS = ("learning_rates", "losses", "smoothed_losses", "suggested_bas
                    "suggested_max_learning_rate")
 
 
-def _range_test_path(config: ExperimentConfig, num_iterations: int, runs_dir=None):
+def range_test_path(config: ExperimentConfig, num_iterations: int, runs_dir=None):
     """``<runs_dir>/lr_find/<run id>-<iterations>.json``: keyed like a run, by the
-    configuration *and* the data it trains on (the run id hashes both)."""
+    configuration *and* the data it trains on (the run id hashes both).
+
+    Used in: learning_rate_range_test, helpers.series (export)
+    """
     from pathlib import Path
 
     from helpers import config as project_config
@@ -670,7 +673,7 @@ def learning_rate_range_test(config: ExperimentConfig, num_iterations: int = 100
                 return None
             raise committed.missing_run(folder, "the LR range test", config, what="range test")
         return types.SimpleNamespace(**payload)
-    cache = _range_test_path(config, num_iterations, runs_dir)
+    cache = range_test_path(config, num_iterations, runs_dir)
     payload = _read_range_test(cache)
     if payload is None:
         if cached_only:

@@ -13,7 +13,10 @@ project's engine, only ``helpers.data.load_cifar`` so that it trains and
 tests on exactly the engine's split (45,000 / 5,000 / 10,000 images).
 
 Prints one JSON object: test accuracy and loss, each epoch's validation
-accuracy, wall seconds, images per second and the settings.
+accuracy, wall seconds, images per second, the settings, and every test
+image's 0/1 score (packed as the run records pack them, with the labels'
+digest) so that ``benchmarks/onecycle_recipe.py`` can pair it with the
+engine's runs image by image.
 
 Usage:
     python benchmarks/handwritten_resnet20.py --data-dir ../shared/data --epochs 10 [--seed 0]
@@ -33,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpers import data as cifar_data  # noqa: E402  (sets TensorFlow's log level first)
+from helpers.records import labels_digest, pack_bits  # noqa: E402
 
 
 def build_resnet20(keras, weight_decay: float, num_classes: int = 10):
@@ -124,6 +128,8 @@ def main(argv=None) -> int:
     history = model.fit(one_hot(train), validation_data=one_hot(validation), epochs=args.epochs, verbose=2)
     seconds = time.perf_counter() - started
     test_loss, test_accuracy = model.evaluate(one_hot(test), verbose=0)
+    predicted = np.argmax(model.predict(test, verbose=0), axis=1)
+    correct = predicted == data.y_test.ravel()
     print(json.dumps({
         "script": "benchmarks/handwritten_resnet20.py", "epochs": args.epochs, "seed": args.seed,
         "peak": args.peak, "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing,
@@ -131,6 +137,7 @@ def main(argv=None) -> int:
         "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
         "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
         "wall_seconds": round(seconds, 1), "images_per_second": round(steps * batch / seconds, 1),
+        "test_correct": pack_bits(correct), "test_labels_digest": labels_digest(data.y_test),
         "parameters": int(model.count_params()), "cpu": platform.processor() or platform.machine(),
         "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
     }))

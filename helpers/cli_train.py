@@ -179,6 +179,21 @@ def config_from_arguments(args: argparse.Namespace):
 # Steps of the range test that sets one-cycle's peak when --lr is not given.
 ONECYCLE_RANGE_TEST_ITERATIONS = 200
 
+# `train --schedule onecycle`'s weight decay and label smoothing when those
+# options are left out: the pair benchmarks/onecycle_recipe.py chooses on the
+# validation split (its "chosen_on_validation"; it also reports whether this
+# default is still that choice).
+ONECYCLE_RECIPE = {"weight_decay": 1e-4, "label_smoothing": 0.0}
+
+
+def with_onecycle_recipe(config, args: argparse.Namespace):
+    """``config`` with ``ONECYCLE_RECIPE``'s values for the options ``args`` leaves out.
+
+    Used in: python -m helpers train --schedule onecycle
+    """
+    left_out = {name: value for name, value in ONECYCLE_RECIPE.items() if getattr(args, name, None) is None}
+    return config.replace(**left_out) if left_out else config
+
 
 def onecycle_peak_from_range_test(config, runs_dir=None, progress="auto"):
     """``config`` with its one-cycle peak set from an LR range test, read as Smith reads it.
@@ -218,6 +233,8 @@ def train_main(args: argparse.Namespace) -> int:
         return _retrain_main(args)
     config = config_from_arguments(args)
     progress = "auto" if args.progress == "auto" else args.progress
+    if config.schedule == "onecycle":
+        config = with_onecycle_recipe(config, args)
     if config.schedule == "onecycle" and args.learning_rate is None:
         config = onecycle_peak_from_range_test(config, runs_dir=args.runs_dir, progress=progress)
     try:

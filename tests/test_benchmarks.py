@@ -81,3 +81,106 @@ def test_the_handwritten_resnet20_script_trains_on_the_engines_split_and_prints_
     assert 0.0 <= result["test_accuracy"] <= 1.0 and result["wall_seconds"] > 0
     assert result["peak"] == 0.4 and result["weight_decay"] == 5e-4 and result["label_smoothing"] == 0.1
     assert 270_000 < result["parameters"] < 280_000  # ResNet-20 with projection shortcuts
+    from helpers.records import unpack_bits
+
+    correct = unpack_bits(result["test_correct"], result["test_images"])
+    assert abs(correct.mean() - result["test_accuracy"]) < 1e-6
+    assert len(result["test_labels_digest"]) == 64
+
+
+def _load_onecycle_recipe():
+    import importlib.util
+
+    from tests.conftest import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("onecycle_recipe", PROJECT_ROOT / "benchmarks" / "onecycle_recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_onecycle_recipe_chooses_on_validation_never_on_test():
+    recipe = _load_onecycle_recipe()
+    rows = [
+        {"run_id": "a", "status": "completed", "weight_decay": 1e-4, "label_smoothing": 0.0,
+         "final_val_accuracy": 0.80, "test_accuracy": 0.95},
+        {"run_id": "b", "status": "completed", "weight_decay": 5e-4, "label_smoothing": 0.1,
+         "final_val_accuracy": 0.83, "test_accuracy": 0.10},
+        {"run_id": "c", "status": "diverged", "weight_decay": 5e-4, "label_smoothing": 0.0,
+         "final_val_accuracy": 0.90, "test_accuracy": 0.99},
+    ]
+    assert recipe.choose(rows)["run_id"] == "b"
+    with pytest.raises(ValueError, match="No completed grid run has a validation accuracy"):
+        recipe.choose([dict(rows[0], final_val_accuracy=None)])
+
+
+def test_onecycle_recipe_pairs_the_cli_and_the_script_image_by_image():
+    import numpy as np
+
+    from helpers.records import labels_digest, pack_bits
+
+    recipe = _load_onecycle_recipe()
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 2000)
+    digest = labels_digest(labels)
+
+    def cli(p):
+        return {"run_id": f"r{p}", "test_predictions": {"accuracy": pack_bits(rng.random(2000) < p),
+                                                        "images": 2000, "labels_digest": digest}}
+
+    def hand(p, seed):
+        return {"seed": seed, "test_correct": pack_bits(rng.random(2000) < p), "test_images": 2000,
+                "test_labels_digest": digest}
+
+    better = recipe.comparison([cli(0.9), cli(0.9)], [hand(0.6, 0), hand(0.6, 1)])
+    assert better["verdict"] == "the CLI is stronger"
+    assert 0.25 < better["cli_minus_handwritten"]["estimate"] < 0.35 and better["cli_minus_handwritten"]["seeds"] == 2
+    worse = recipe.comparison([cli(0.6), cli(0.6)], [hand(0.9, 0), hand(0.9, 1)])
+    assert worse["verdict"] == "the hand-written script is stronger"
+    same = recipe.comparison([cli(0.7), cli(0.7)], [hand(0.7, 0), hand(0.7, 1)])
+    assert same["verdict"].startswith("the budget does not resolve a difference")
+    with pytest.raises(ValueError, match="different test images"):
+        recipe.comparison([cli(0.7)], [dict(hand(0.7, 0), test_labels_digest="x" * 64)])
+    with pytest.raises(ValueError, match="no per-image test scores"):
+        recipe.comparison([{"run_id": "r", "test_predictions": {}}], [hand(0.7, 0)])
+
+
+@pytest.mark.slow
+def test_onecycle_recipe_runs_the_cli_and_the_script_end_to_end(tmp_path):
+    """The plumbing on tiny data: the grid through the CLI, the choice, the
+    CLI default against the hand-written script, one JSON object; a second
+    call trains nothing (engine cache and the script's kept JSON)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.cifar_fixtures import write_cifar10_python
+    from tests.conftest import PROJECT_ROOT
+    from tests.engine_helpers import subprocess_env
+
+    write_cifar10_python(tmp_path / "data", per_class=30)
+    command = [sys.executable, "benchmarks/onecycle_recipe.py", "--data-dir", str(tmp_path / "data"),
+               "--runs-dir", str(tmp_path / "runs"), "--seeds", "0", "1",
+               "--cli-option=--lr=0.05", "--cli-option=--epochs=1", "--cli-option=--batch-size=50",
+               "--cli-option=--validation-size=100", "--cli-option=--progress=none",
+               "--handwritten-option=--batch-size=50", "--handwritten-option=--validation-size=100"]
+    env = subprocess_env(CIFAR_LAB_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert len(result["grid"]) == 4 and {(row["weight_decay"], row["label_smoothing"]) for row in result["grid"]} == {
+        (1e-4, 0.0), (1e-4, 0.1), (5e-4, 0.0), (5e-4, 0.1)}
+    best = max(row["final_val_accuracy"] for row in result["grid"])
+    chosen = result["chosen_on_validation"]
+    assert any(row["final_val_accuracy"] == best and row["weight_decay"] == chosen["weight_decay"]
+               and row["label_smoothing"] == chosen["label_smoothing"] for row in result["grid"])
+    assert [row["seed"] for row in result["cli"]] == [0, 1] and [row["seed"] for row in result["handwritten"]] == [0, 1]
+    assert (result["cli"][0]["weight_decay"], result["cli"][0]["label_smoothing"]) == (
+        result["default_recipe"]["weight_decay"], result["default_recipe"]["label_smoothing"])
+    interval = result["cli_minus_handwritten"]
+    assert interval["low"] <= interval["estimate"] <= interval["high"] and interval["seeds"] == 2
+    assert result["verdict"]
+    again = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["cli_minus_handwritten"] == interval
+    assert "training:" not in again.stderr and "handwritten_resnet20.py --epochs" not in again.stderr

@@ -633,3 +633,32 @@ def test_cli_onecycle_without_lr_takes_its_peak_from_the_range_test(tmp_path, mo
     args = parser.parse_args(["--model", "resnet20", "--dataset", "cifar10", "--schedule", "cosine"])
     cli_train.train_main(args)
     assert trained[-1].learning_rate == 0.1 and len(calls) == 1
+
+
+def test_cli_onecycle_takes_the_recipe_for_the_options_left_out(monkeypatch):
+    """`train --schedule onecycle` fills weight decay and label smoothing from
+    ONECYCLE_RECIPE only where the options are left out, and only for one-cycle."""
+    import argparse
+
+    from helpers import cli_train, engine
+
+    trained = []
+
+    def fake_run(config, **kwargs):
+        trained.append(config)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(engine, "run", fake_run)
+    monkeypatch.setattr(cli_train, "ONECYCLE_RECIPE", {"weight_decay": 7e-4, "label_smoothing": 0.05})
+    parser = argparse.ArgumentParser()
+    cli_train.add_train_arguments(parser)
+    base = ["--model", "resnet20", "--dataset", "cifar10", "--lr", "0.2"]
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "onecycle"]))
+    assert (trained[-1].weight_decay, trained[-1].label_smoothing) == (7e-4, 0.05)
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "onecycle", "--weight-decay", "0"]))
+    assert (trained[-1].weight_decay, trained[-1].label_smoothing) == (0.0, 0.05)
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "onecycle", "--label-smoothing", "0.2"]))
+    assert (trained[-1].weight_decay, trained[-1].label_smoothing) == (7e-4, 0.2)
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "cosine"]))
+    default = cli_train.ExperimentConfig(model="resnet20", dataset="cifar10")
+    assert (trained[-1].weight_decay, trained[-1].label_smoothing) == (default.weight_decay, default.label_smoothing)

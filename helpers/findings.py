@@ -136,7 +136,11 @@ def vgg_findings(results: Mapping[tuple, object]) -> str:
     sentences are computed from each record's first-step norms
     (diagnostics "gradient_norms", entry 0): the first/last ratio, how many
     steps back between adjacent layers it shrinks, and whether that ratio
-    separates the arms that learned from the arms that did not.
+    separates the arms that learned from the arms that did not. Where the
+    profile has the long arm (batch norm, high rate, cosine, a longer
+    budget), it is compared with batch norm at the shared budget and its
+    accuracy interval is set against the student's 70% (the summary table's
+    rule).
 
     Used in: 01_vgg_gradients
     """
@@ -180,8 +184,28 @@ def vgg_findings(results: Mapping[tuple, object]) -> str:
                                "He against Glorot initialisation at the low rate"))
     lines.append(compare_line(results, ("bn", "glorot", "sgd_low"), ("no_bn", "glorot", "sgd_low"),
                                "Batch norm against none at the low rate"))
-    lines.extend(_gradient_lines(results, outcome))
+    long, short = ("bn", "glorot", "sgd_high", "long"), ("bn", "glorot", "sgd_high")
+    if long in results:
+        lines.append(compare_line(results, long, short, (
+            f"What the budget decides: batch norm at the high rate with cosine decay for "
+            f"{results[long].config.num_epochs} epochs against the constant rate for "
+            f"{results[short].config.num_epochs}") if short in results else "What the budget decides"))
+        lines.append(f"- {bold(results[long])} against the student's VGG-19: {_student_vgg_line(results[long])}")
+    # The long arm starts from the same weights as batch norm at the high rate: its first-step norms are those.
+    lines.extend(_gradient_lines({key: result for key, result in results.items() if key != long}, outcome))
     return "\n".join(lines)
+
+
+def _student_vgg_line(result) -> str:
+    # The student's number is quoted in helpers.references; the verdict is the
+    # summary table's rule (the whole accuracy interval above or below it).
+    from helpers import summary
+    from helpers.references import references_for
+
+    quoted = references_for("VGG-19 on CIFAR-10", "student")
+    if not quoted:
+        return "no student number is quoted for it."
+    return summary.against_student_number(result, quoted[0].value)
 
 
 # -- 02: schedules ---------------------------------------------------------------

@@ -182,12 +182,15 @@ class ArmResult:
         return np.stack(rows)
 
 
-def _arms(*arms: Arm, seeds: tuple[int, ...] | None = None) -> dict[tuple, Arm]:
+def _arms(*arms: Arm, seeds: tuple[int, ...] | None = None, left_out: tuple[tuple, ...] = ()) -> dict[tuple, Arm]:
     """Arms keyed by their factors; each configuration named by its label, each
     run for its own seeds if it has them, else ``seeds`` (its notebook's,
-    ``Profile.seeds_for``)."""
+    ``Profile.seeds_for``); the keys in ``left_out`` (``Profile.left_out_of``
+    its notebook) are dropped."""
     keyed = {}
     for arm in arms:
+        if arm.key in left_out:
+            continue
         if arm.key in keyed:
             raise ValueError(f"Two arms share the key {arm.key!r}. Received: {arm.label!r} and "
                              f"{keyed[arm.key].label!r}")
@@ -205,6 +208,9 @@ def vgg_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     images) and a lower one (0.01); Adam at 1e-3 (what the student probably used); then, at the
     lower SGD rate and the same budget, He initialisation alone, and batch
     norm alone. Batch norm is also run at the high rate, where it matters.
+    Where the profile sets ``vgg_long_epochs``, batch norm at the high rate
+    also runs with cosine decay for that longer budget: the fix trained long
+    enough to be set against the student's 70% (what the budget decides).
 
     Used in: 01_vgg_gradients
     """
@@ -214,6 +220,12 @@ def vgg_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
                                       "width_multiplier": profile.width})
     high = scaled_rate(profile, 0.05)
     patience = max(1, round(base.num_epochs / 16))
+    long_arm = []
+    if profile.vgg_long_epochs > base.num_epochs:
+        long_arm.append(Arm(("bn", "glorot", "sgd_high", "long"),
+                            f"BN, Glorot, SGD high rate, cosine, {profile.vgg_long_epochs} epochs",
+                            base.with_model_options(batch_norm=True).replace(
+                                learning_rate=high, schedule="cosine", num_epochs=profile.vgg_long_epochs)))
     return _arms(
         Arm(("no_bn", "glorot", "sgd_high"), "no BN, Glorot, SGD high rate", base.replace(learning_rate=high)),
         Arm(("no_bn", "glorot", "sgd_high", "plateau"), "no BN, Glorot, SGD high rate, plateau x0.1",
@@ -227,7 +239,8 @@ def vgg_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
         Arm(("bn", "glorot", "sgd_low"), "BN, Glorot, SGD low rate", base.with_model_options(batch_norm=True)),
         Arm(("bn", "glorot", "sgd_high"), "BN, Glorot, SGD high rate",
             base.with_model_options(batch_norm=True).replace(learning_rate=high)),
-        seeds=profile.seeds_for("01"),
+        *long_arm,
+        seeds=profile.seeds_for("01"), left_out=profile.left_out_of("01"),
     )
 
 
@@ -253,7 +266,7 @@ def schedule_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
         # arm costs more than it tells (the budget effect is large).
         Arm(("schedule", "cosine", "long"), f"cosine + warm-up, {profile.long_epochs} epochs",
             base.replace(schedule="cosine", num_epochs=profile.long_epochs), seeds=tuple(profile.seeds)),
-        seeds=profile.seeds_for("02"),
+        seeds=profile.seeds_for("02"), left_out=profile.left_out_of("02"),
     )
 
 
@@ -284,7 +297,7 @@ def degradation_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     for depth in profile.degradation_depths:
         arms.append(Arm(("plain", depth), f"plain-{depth}", base.replace(model=f"plain{depth}")))
         arms.append(Arm(("residual", depth), f"ResNet-{depth}", base.replace(model=f"resnet{depth}")))
-    return _arms(*arms, seeds=profile.seeds_for("03"))
+    return _arms(*arms, seeds=profile.seeds_for("03"), left_out=profile.left_out_of("03"))
 
 
 def depth_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -296,7 +309,7 @@ def depth_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """
     base = base_config(profile, "03", data_dir, model="resnet20", schedule="step")
     return _arms(*(Arm(("residual", depth), f"ResNet-{depth}", base.replace(model=f"resnet{depth}"))
-                   for depth in profile.depths), seeds=profile.seeds_for("03"))
+                   for depth in profile.depths), seeds=profile.seeds_for("03"), left_out=profile.left_out_of("03"))
 
 
 def stem_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -311,7 +324,7 @@ def stem_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     base = base_config(profile, "03", data_dir, model="resnet18", schedule="step",
                        model_options={"width_multiplier": profile.width})
     return _arms(*(Arm((model, stem), f"{model} {stem} stem", base.replace(model=model).with_model_options(stem=stem))
-                   for model in profile.stem_models for stem in ("cifar", "imagenet")), seeds=profile.seeds_for("03"))
+                   for model in profile.stem_models for stem in ("cifar", "imagenet")), seeds=profile.seeds_for("03"), left_out=profile.left_out_of("03"))
 
 
 def warmup_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -329,7 +342,7 @@ def warmup_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
         Arm(("warmup", False), "ResNet-110, no warm-up", base),
         Arm(("warmup", True), "ResNet-110, warm-up 0.01 for 400 steps", base.with_schedule_options(
             warmup_steps=400, warmup_learning_rate=0.01)),
-        seeds=profile.seeds_for("03"),
+        seeds=profile.seeds_for("03"), left_out=profile.left_out_of("03"),
     )
 
 
@@ -362,7 +375,7 @@ def dropout_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
             base.with_model_options(classifier_dropout=0.3)),
         Arm(("augmentation_weight_decay", "student_dropout"), "aug + wd + student dropout",
             base.with_model_options(**student)),
-        seeds=profile.seeds_for("04"),
+        seeds=profile.seeds_for("04"), left_out=profile.left_out_of("04"),
     )
 
 
@@ -424,7 +437,7 @@ def cyclical_arms(profile: Profile, base_learning_rate: float, max_learning_rate
     if high_learning_rate is not None:
         arms.append(Arm(("schedule", "superconvergence"), f"one-cycle, high peak {high_learning_rate:.2g}",
                         base.replace(schedule="onecycle", learning_rate=high_learning_rate)))
-    return _arms(*arms, seeds=profile.seeds_for("05"))
+    return _arms(*arms, seeds=profile.seeds_for("05"), left_out=profile.left_out_of("05"))
 
 
 def gate_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -440,7 +453,7 @@ def gate_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     if profile.epsilon_depth != 20:
         arms.append(Arm((20, float(shallow)), f"depth 20, eps {shallow:g}",
                         base.replace(model="eps_resnet20").with_model_options(epsilon=shallow)))
-    return _arms(*arms, seeds=profile.seeds_for("06"))
+    return _arms(*arms, seeds=profile.seeds_for("06"), left_out=profile.left_out_of("06"))
 
 
 def cifar100_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
@@ -475,7 +488,7 @@ def cifar100_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
                             config.with_model_options(post_add_dropout=0.5)))
     arms.append(Arm(("resnet50", "imagenet"), "resnet50 ImageNet stem",
                     base.replace(model="resnet50", model_options={**options("resnet50"), "stem": "imagenet"})))
-    return _arms(*arms, seeds=profile.seeds_for("07"))
+    return _arms(*arms, seeds=profile.seeds_for("07"), left_out=profile.left_out_of("07"))
 
 
 def run_study(arms: Mapping[tuple, Arm], profile: Profile, runs_dir=None, progress=True,

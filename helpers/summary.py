@@ -96,7 +96,9 @@ def profile_statement(profile: Profile) -> str:
             f"excludes zero, and on {test_images:,} test images one accuracy alone is uncertain "
             f"by up to +-{half_width:.1f} points.")
     if _is_reduced(profile) and profile.train_size is None and profile.test_size is None:
-        long_text = (f" and one {profile.long_epochs}-epoch arm" if profile.long_epochs > epochs[-1] else "")
+        longer = sorted(value for value in (profile.long_epochs, profile.vgg_long_epochs) if value > epochs[-1])
+        long_text = ("" if not longer else f" and one {longer[0]}-epoch arm" if len(longer) == 1
+                     else f" and two longer arms ({' and '.join(map(str, longer))} epochs)")
         sentences.append(
             f"Its accuracies are real test accuracies on all {OFFICIAL_TEST_IMAGES:,} test images, of short "
             f"runs ({epoch_text}{long_text}{width}). Where a fix beats the student's number here, it beats it "
@@ -114,6 +116,10 @@ def profile_statement(profile: Profile) -> str:
             "It runs the published recipes' scale, so its accuracies can be set beside the published "
             "numbers, as mean and spread over the seeds; each published number's model and source is "
             "footnoted under the summary table.")
+    if profile.left_out:
+        dropped = [f"{notebook}'s arm {' + '.join(map(str, key))}" for notebook, keys in sorted(profile.left_out.items())
+                   for key in keys]
+        sentences.append(f"To fit its budget it leaves out {', '.join(dropped)}.")
     return " ".join(sentences)
 
 
@@ -186,6 +192,8 @@ def headline_experiments(profile: Profile, data_dir=None, runs_dir=None) -> list
                     "the student's remedy: a plateau schedule, no batch norm"),
             RowPlan(("bn", "glorot", "sgd_high"), FIX, "fix: batch norm, same rate"),
             RowPlan(("bn", "glorot", "sgd_low"), FIX, "fix: batch norm, the lower rate"),
+            RowPlan(("bn", "glorot", "sgd_high", "long"), FIX, f"fix: batch norm, cosine decay, "
+                    f"{profile.vgg_long_epochs} epochs (a longer budget)", against_setup=False),
         )),
         ExperimentPlan("ResNet-20 on CIFAR-10", studies.schedule_arms(profile, data_dir), (
             RowPlan(("schedule", "plateau"), STUDENT_SETUP, "the student's schedule (ReduceLROnPlateau)"),

@@ -100,6 +100,30 @@ def test_vgg_findings_tell_a_collapse_from_a_net_that_never_left_chance():
     assert "never left chance" not in text
 
 
+def test_vgg_findings_set_the_long_arm_against_the_short_one_and_the_students_70_percent():
+    standard = get_profile("standard")
+    arms = studies.vgg_arms(standard)
+    long = ("bn", "glorot", "sgd_high", "long")
+    assert long in arms and arms[long].config.num_epochs == standard.vgg_long_epochs == 12
+    assert arms[long].config.schedule == "cosine" and arms[long].config.learning_rate == arms[BN_HIGH].config.learning_rate
+    assert dict(arms[long].config.model_options) == dict(arms[BN_HIGH].config.model_options)
+    assert long not in VGG  # quick has no long arm, so no such lines
+    assert "What the budget decides" not in findings.vgg_findings(_vgg(set()))
+
+    def text(long_accuracy, seeds=TWO):
+        specification = {key: ([0.10 if key[0] == "no_bn" else 0.45] * len(seeds), {}) for key in arms}
+        specification[long] = ([long_accuracy + 0.002 * seed for seed in seeds], {})
+        return findings.vgg_findings(results_of(arms, specification))
+
+    above = text(0.80)
+    assert ("What the budget decides: batch norm at the high rate with cosine decay for 12 epochs against the "
+            "constant rate for 3: **BN, Glorot, SGD high rate, cosine, 12 epochs** beats **BN, Glorot, SGD high "
+            "rate**") in above
+    assert "**BN, Glorot, SGD high rate, cosine, 12 epochs** against the student's VGG-19: Beats the student's 70%: " in above
+    assert "Below the student's 70%: " in text(0.50)
+    assert "Does not resolve against the student's 70%: " in text(0.70)
+
+
 def test_vgg_findings_judge_each_seed_and_call_an_arm_mixed():
     results = _vgg(set())
     results[NO_BN_HIGH] = arm_result(VGG[NO_BN_HIGH], [0.10, 0.40])

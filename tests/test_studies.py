@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -202,3 +203,17 @@ def test_a_notebook_may_run_more_seeds_than_the_profile_and_an_arm_its_own():
     assert results[("schedule", "plateau")].seeds == (0, 1, 2)
     assert results[("schedule", "cosine", "long")].seeds == (0, 1)
     assert len(seen) == 4 * 3 + 2
+
+
+def test_a_profile_leaves_out_the_arms_it_names_and_only_those():
+    from helpers import profiles
+
+    standard, quick = profiles.get_profile("standard"), profiles.get_profile("quick")
+    dropped = ("augmentation_weight_decay", "classifier_dropout")
+    assert standard.left_out_of("04_dropout") == (dropped,)
+    assert dropped not in studies.dropout_arms(standard) and dropped in studies.dropout_arms(quick)
+    assert set(studies.dropout_arms(quick)) - set(studies.dropout_arms(standard)) == {dropped}
+    trimmed = dataclasses.replace(quick, left_out={"06": ((quick.epsilon_depth, 8.0),)})
+    assert (quick.epsilon_depth, 8.0) in studies.gate_arms(quick)
+    assert set(studies.gate_arms(quick)) - set(studies.gate_arms(trimmed)) == {(quick.epsilon_depth, 8.0)}
+    assert studies.dropout_arms(trimmed).keys() == studies.dropout_arms(quick).keys()

@@ -104,7 +104,12 @@ class Profile:
 
     def _repr_markdown_(self) -> str:
         # How a notebook's setup cell shows the profile: a sentence, not a repr.
-        return f"**Profile `{self.name}`.** {self.description[0].upper()}{self.description[1:]}."
+        text = f"**Profile `{self.name}`.** {self.description[0].upper()}{self.description[1:]}."
+        if self.left_out:
+            dropped = "; ".join(f"{notebook}: {', '.join(' + '.join(map(str, key)) for key in keys)}"
+                                for notebook, keys in sorted(self.left_out.items()))
+            text += f" Arms left out to fit its budget: {dropped}."
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

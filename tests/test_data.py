@@ -388,3 +388,6 @@ def test_profile_shows_as_a_sentence_in_a_notebook():
 
     text = get_profile("quick")._repr_markdown_()
     assert text.startswith("**Profile `quick`.** Quick: real data") and "2 seeds" in text
+    assert "left out" not in text
+    assert get_profile("standard")._repr_markdown_().endswith(
+        "Arms left out to fit its budget: 04: augmentation_weight_decay + classifier_dropout.")

@@ -280,7 +280,9 @@ def difference_interval(correct_a, correct_b, level: float = LEVEL, resamples: i
                                   + np.var(per_seed_b, ddof=1) / b.shape[0]))
     else:
         seed_se = None
-    return _combine(estimate, image_se, seed_se, seeds, images, level)
+    interval = _combine(estimate, image_se, seed_se, seeds, images, level)
+    # A difference of two accuracies lies in [-1, 1]; two disagreeing seeds can push t * se past it.
+    return dataclasses.replace(interval, low=max(-1.0, interval.low), high=min(1.0, interval.high))
 
 
 def mean_and_spread(values: Sequence[float]) -> tuple[float, float | None, int]:

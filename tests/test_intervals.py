@@ -150,3 +150,17 @@ def test_seeds_that_agree_exactly_give_the_image_interval():
     interval = intervals.difference_interval(a, b)
     assert interval.seed_standard_error == 0.0
     assert interval.high - interval.low < 0.05
+
+
+def test_a_difference_interval_never_leaves_minus_one_to_one():
+    """Two seeds that disagree wildly give t(1) * se far past 100 points; a
+    difference of accuracies cannot, so the interval stops at -1 and 1 (and
+    the estimate is untouched)."""
+    rng = np.random.default_rng(8)
+    a, b = _runs(rng, [0.55, 0.57], 2000), _runs(rng, [0.10, 0.36], 2000)
+    interval = intervals.difference_interval(a, b)
+    assert interval.low == -1.0 and interval.high == 1.0
+    assert interval.estimate == pytest.approx(a.mean() - b.mean()) and not interval.resolved
+    unclipped = interval.estimate + 12.7062047 * math.sqrt(interval.image_standard_error ** 2
+                                                           + interval.seed_standard_error ** 2)
+    assert unclipped > 1.0

@@ -171,11 +171,12 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1),
         width=0.25,
         # The budget is counted in epochs of ResNet-20 on 45,000 images: about
-        # 100 s on the 2-core AVX-512 Xeon (150 s on the AVX2 EPYC). The series
-        # is about 285 of them (quarter-width ResNet-18 0.8, ResNet-32 1.6,
-        # eps-ResNet-32 1.8, quarter-width ResNet-50 2.8, VGG-19 0.6 and
-        # ResNet-110 5.5 each). The ResNet-20 arms of 02, 03 and 05 share one
-        # recipe, so their step-decay run is trained once.
+        # 85 s in a 4-epoch run on the 2-core AVX-512 Xeon, uncontended (about
+        # 150 s on the AVX2 EPYC). Other nets per epoch: quarter-width
+        # ResNet-18 0.8 of one, ResNet-32 1.6, eps-ResNet-32 1.8, quarter-width
+        # ResNet-50 2.8, quarter-width VGG-19 0.6 (measured in 01: 45-52 s),
+        # ResNet-110 5.5. The ResNet-20 arms of 02, 03 and 05 share one recipe,
+        # so their step-decay run is trained once.
         epochs={"01": 3, "02": 4, "03": 4, "04": 3, "05": 4, "06": 3, "07": 5},
         depths=(20, 32),
         degradation_depths=(20, 32),

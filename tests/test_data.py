@@ -391,4 +391,4 @@ def test_profile_shows_as_a_sentence_in_a_notebook():
     assert "left out" not in text
     assert get_profile("standard")._repr_markdown_().endswith(
         "Arms left out to fit its budget: 04: augmentation_weight_decay + classifier_dropout; "
-        "05: schedule + onecycle_short.")
+        "05: schedule + onecycle_short; 06: 20 + 8.0.")

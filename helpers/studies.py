@@ -319,12 +319,18 @@ def stem_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     The ImageNet stem (7x7 stride 2 and max-pool) shrinks 32x32 inputs to 8x8
     before the first block: the likely reason the student's ResNet-50 got 75%.
 
+    Both stems train for the profile's ``stem_epochs`` where set, else the
+    notebook's budget.
+
     Used in: 03_resnet_depth
     """
     base = base_config(profile, "03", data_dir, model="resnet18", schedule="step",
                        model_options={"width_multiplier": profile.width})
+    if profile.stem_epochs:
+        base = base.replace(num_epochs=profile.stem_epochs)
     return _arms(*(Arm((model, stem), f"{model} {stem} stem", base.replace(model=model).with_model_options(stem=stem))
-                   for model in profile.stem_models for stem in ("cifar", "imagenet")), seeds=profile.seeds_for("03"), left_out=profile.left_out_of("03"))
+                   for model in profile.stem_models for stem in ("cifar", "imagenet")),
+                 seeds=profile.seeds_for("03"), left_out=profile.left_out_of("03"))
 
 
 def warmup_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:

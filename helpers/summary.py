@@ -74,6 +74,11 @@ def profile_statement(profile: Profile) -> str:
             else f"all {OFFICIAL_TEST_IMAGES:,} test images")
     epochs = sorted(set(profile.epochs.values()))
     epoch_text = f"{epochs[0]}-{epochs[-1]} epochs" if len(epochs) > 1 else f"{epochs[0]} epochs"
+    shorter = [f"{what} {value}" for what, value in (("03's stems", profile.stem_epochs),
+                                                      ("07's ResNet-110", profile.deep_epochs))
+               if value and value < epochs[0]]
+    if shorter:
+        epoch_text += f" ({' and '.join(shorter)})"
     seeds = len(profile.seeds)
     more = sorted(notebook for notebook, values in profile.notebook_seeds.items() if len(values) != seeds)
     seed_text = f"{seeds} seed{'s' if seeds != 1 else ''} per arm"

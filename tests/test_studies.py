@@ -217,3 +217,13 @@ def test_a_profile_leaves_out_the_arms_it_names_and_only_those():
     assert (quick.epsilon_depth, 8.0) in studies.gate_arms(quick)
     assert set(studies.gate_arms(quick)) - set(studies.gate_arms(trimmed)) == {(quick.epsilon_depth, 8.0)}
     assert studies.dropout_arms(trimmed).keys() == studies.dropout_arms(quick).keys()
+
+
+def test_the_stems_train_for_stem_epochs_where_a_profile_sets_them():
+    from helpers import profiles
+
+    standard, quick = profiles.get_profile("standard"), profiles.get_profile("quick")
+    assert {arm.config.num_epochs for arm in studies.stem_arms(standard).values()} == {standard.stem_epochs} == {2}
+    assert {arm.config.num_epochs for arm in studies.degradation_arms(standard).values()} == {4}
+    assert quick.stem_epochs is None
+    assert {arm.config.num_epochs for arm in studies.stem_arms(quick).values()} == {quick.epochs_for("03")}

@@ -587,7 +587,7 @@ def test_cifar100_findings_on_the_students_resnet50_and_a_deep_net():
     assert ("- **resnet110, 1 epoch** costs 550 s per epoch against 100 s for **resnet18** (5.5 times), so a fixed "
             "time budget gives it 0.18 of the other's epochs.") in text
     assert ("- After 1 epoch, validation top-1: **resnet110, 1 epoch** 5.0 +- 0.0 (n = 2), **resnet18** 12.0 +- 0.0 "
-            "(n = 2) (the same number of epochs; **resnet18** then trains on to 5).") in text
+            f"(n = 2) (the same number of epochs; **resnet18** then trains on to {standard[R18].config.num_epochs}).") in text
 
 
 def test_cifar100_findings_top1_and_top5():

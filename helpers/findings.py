@@ -202,10 +202,10 @@ def _student_vgg_line(result) -> str:
     from helpers import summary
     from helpers.references import references_for
 
-    quoted = references_for("VGG-19 on CIFAR-10", "student")
-    if not quoted:
+    quoted = summary.student_number(references_for("VGG-19 on CIFAR-10", "student"))
+    if quoted is None:
         return "no student number is quoted for it."
-    return summary.against_student_number(result, quoted[0].value)
+    return summary.against_student_number(result, quoted.value)
 
 
 # -- 02: schedules ---------------------------------------------------------------

@@ -303,7 +303,7 @@ def this_report_cell(result: studies.ArmResult | None) -> str:
     return "; ".join([text, *notes])
 
 
-def _student_number(student: Sequence[Reference]) -> Reference | None:
+def student_number(student: Sequence[Reference]) -> Reference | None:
     """The student's top-1 / test accuracy, the number a fix is held against."""
     for reference in student:
         if reference.metric in ("test accuracy", "top-1"):
@@ -587,7 +587,7 @@ def build_table(profile: Profile,
                 this_report=NOT_RUN, student=student_pairs, published=published_pairs,
                 verdict=(plan.missing[:1].upper() + plan.missing[1:] + ".",))]))
             continue
-        student_number = _student_number(student_refs)
+        student_quoted = student_number(student_refs)
         setup_plans = [row for row in plan.rows if row.role == STUDENT_SETUP and row.key in plan.arms]
         setup = results.get(setup_plans[0].key) if setup_plans else None
         rows = []
@@ -608,7 +608,7 @@ def build_table(profile: Profile,
                 this_report=this_report_cell(result),
                 student=student_pairs,
                 published=published_pairs,
-                verdict=tuple(verdict_cell(row_plan, result, student_number, setup, bool(setup_plans))),
+                verdict=tuple(verdict_cell(row_plan, result, student_quoted, setup, bool(setup_plans))),
             ))
         table_groups.append((plan.experiment, rows))
     return SummaryTable(profile, table_groups, footnotes, machines)

@@ -408,8 +408,10 @@ def _has_dropout(config) -> bool:
 
 
 def dropout_findings(results: Mapping[tuple, object]) -> str:
-    """Each regulariser against none, dropout on top of augmentation + weight
-    decay, and the student's puzzle (validation accuracy above training).
+    """Each regulariser against none (where the profile runs the bare arm),
+    the student's dropout alone against augmentation + weight decay alone,
+    dropout on top of augmentation + weight decay, and the student's puzzle
+    (validation accuracy above training).
 
     The puzzle is read from the last epoch: the training accuracy is a
     running mean over the epoch with dropout active (and on augmented images
@@ -424,9 +426,12 @@ def dropout_findings(results: Mapping[tuple, object]) -> str:
     """
     lines = arm_block(results)
     none = ("none",)
-    for key, result in results.items():
-        if key != none:
-            lines.append(compare_line(results, key, none, f"{result.label} against no regularisation"))
+    if none in results:  # a profile may leave it out (Profile.left_out)
+        for key, result in results.items():
+            if key != none:
+                lines.append(compare_line(results, key, none, f"{result.label} against no regularisation"))
+    lines.append(compare_line(results, ("student_dropout",), ("augmentation_weight_decay",),
+                               "The student's dropout alone against augmentation + weight decay alone"))
     lines.append(compare_line(results, ("augmentation_weight_decay", "student_dropout"),
                                ("augmentation_weight_decay",), "Student dropout on top of augmentation + weight decay"))
     above, shown, clean_gaps = [], 0, []

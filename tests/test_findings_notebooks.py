@@ -355,6 +355,8 @@ def test_dropout_findings_when_regularisation_helps_and_dropout_hurts_on_top():
     assert "**augmentation + weight decay** beats **no regularisation** on test accuracy by 30.5 points" in text
     assert ("- Student dropout on top of augmentation + weight decay: **augmentation + weight decay** beats "
             "**aug + wd + student dropout** on test accuracy by 15.5 points") in text
+    assert ("- The student's dropout alone against augmentation + weight decay alone: **augmentation + weight decay** "
+            "beats **student dropout only** on test accuracy by 20.0 points") in text
     assert ("- **student dropout only** (dropout), last epoch: running training accuracy 31.0 +- 1.4 (n = 2), validation "
             "40.5 +- 0.7 (n = 2); validation minus training +9.5 points, validation above training on 2 of 2 seeds."
             ) in text
@@ -397,6 +399,19 @@ def test_dropout_findings_explain_the_puzzle_with_the_training_set_in_inference_
     assert "at or above validation in" not in text
 
 
+def test_dropout_findings_without_the_bare_arm_a_profile_leaves_out():
+    accuracies = {NONE: [0.30, 0.30], STUDENT: [0.40, 0.41], AUG: [0.60, 0.61], AUG_CLASSIFIER: [0.60, 0.60],
+                  AUG_STUDENT: [0.45, 0.45]}
+    results = _dropout(accuracies, train={STUDENT: [0.30, 0.32], AUG_STUDENT: [0.35, 0.36]})
+    del results[NONE]
+    text = findings.dropout_findings(results)
+    assert "no regularisation" not in text and "not compared" not in text
+    assert ("- The student's dropout alone against augmentation + weight decay alone: **augmentation + weight decay** "
+            "beats **student dropout only** on test accuracy by 20.0 points") in text
+    assert ("Validation accuracy is above training accuracy (mean over seeds) for **student dropout only** and "
+            "**aug + wd + student dropout**.") in text
+
+
 def test_dropout_findings_when_reversed():
     accuracies = {NONE: [0.60, 0.61], STUDENT: [0.40, 0.40], AUG: [0.40, 0.40], AUG_CLASSIFIER: [0.40, 0.40],
                   AUG_STUDENT: [0.60, 0.61]}
@@ -417,9 +432,9 @@ def test_dropout_puzzle_when_an_arm_without_dropout_shows_it_too():
 
 def test_dropout_findings_when_nothing_differs_or_one_seed():
     text = findings.dropout_findings(_dropout({key: [0.4, 0.405] for key in DROPOUT}))
-    assert " beats " not in text and text.count("The budget does not resolve") == 5
+    assert " beats " not in text and text.count("The budget does not resolve") == 6
     text = findings.dropout_findings(_dropout({key: [0.9 if key == AUG else 0.1] for key in DROPOUT}))
-    assert " beats " not in text and text.count("one seed cannot support a claim") == 5
+    assert " beats " not in text and text.count("one seed cannot support a claim") == 6
 
 
 # -- 05 cyclical -----------------------------------------------------------------

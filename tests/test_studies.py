@@ -209,10 +209,10 @@ def test_a_profile_leaves_out_the_arms_it_names_and_only_those():
     from helpers import profiles
 
     standard, quick = profiles.get_profile("standard"), profiles.get_profile("quick")
-    dropped = ("augmentation_weight_decay", "classifier_dropout")
-    assert standard.left_out_of("04_dropout") == (dropped,)
-    assert dropped not in studies.dropout_arms(standard) and dropped in studies.dropout_arms(quick)
-    assert set(studies.dropout_arms(quick)) - set(studies.dropout_arms(standard)) == {dropped}
+    dropped = (("augmentation_weight_decay", "classifier_dropout"), ("none",))
+    assert standard.left_out_of("04_dropout") == dropped
+    assert all(key not in studies.dropout_arms(standard) and key in studies.dropout_arms(quick) for key in dropped)
+    assert set(studies.dropout_arms(quick)) - set(studies.dropout_arms(standard)) == set(dropped)
     trimmed = dataclasses.replace(quick, left_out={"06": ((quick.epsilon_depth, 8.0),)})
     assert (quick.epsilon_depth, 8.0) in studies.gate_arms(quick)
     assert set(studies.gate_arms(quick)) - set(studies.gate_arms(trimmed)) == {(quick.epsilon_depth, 8.0)}

@@ -298,10 +298,10 @@ def test_reference_rejects_an_unknown_source_kind():
 def test_the_standard_profile_statement_reads_levels_against_the_student_with_the_budget_named():
     statement = summary.profile_statement(get_profile("standard"))
     assert statement.startswith("This report was run at the standard profile: all 45,000 training images, "
-                                "3-4 epochs (03's stems 2 and 07's ResNet-110 1) per run, 2 seeds per arm (3 in 02 and 05), all 10,000 test images")
+                                "2-4 epochs (07's ResNet-110 1) per run, 2 seeds per arm (3 in 02 and 05), all 10,000 test images")
     assert "two longer arms (12 and 20 epochs)" in statement and "beats it with far less training" in statement
     assert ("To fit its budget it leaves out 04's arm augmentation_weight_decay + classifier_dropout, "
-            "05's arm schedule + onecycle_short, 06's arm 20 + 8.0.") in statement
+            "04's arm none, 05's arm schedule + onecycle_short, 06's arm 20 + 8.0.") in statement
     assert "leaves out" not in summary.profile_statement(get_profile("quick"))
     assert "read its numbers for directions, not levels" not in statement
     assert "read its numbers for directions, not levels" in summary.profile_statement(QUICK)

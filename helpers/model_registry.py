@@ -66,7 +66,7 @@ def _registry() -> dict[str, RegisteredModel]:
     for depth in (20, 56, 110):
         entries[f"preact_resnet{depth}"] = RegisteredModel(
             "cifar_resnet", "cifar_preact_resnet", depth, {"depth": depth, "preactivation": True})
-    for depth in (20, 56, 110):
+    for depth in (20, 32, 56, 110):
         entries[f"eps_resnet{depth}"] = RegisteredModel(
             "cifar_resnet", "eps_resnet", depth, {"depth": depth, "preactivation": True},
             {"epsilon": DEFAULT_EPSILON, "side_head": True, "name": f"eps_resnet{depth}"})

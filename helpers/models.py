@@ -683,7 +683,7 @@ def build_model(name: str, num_classes: int = 10, **options) -> keras.Model:
     """Builds a registered model by name.
 
     Names: vgg11/13/16/19 (`vgg`); resnet20/32/44/56/110/1202,
-    plain20/32/44/56/110, preact_resnet20/56/110 and eps_resnet20/56/110
+    plain20/32/44/56/110, preact_resnet20/56/110 and eps_resnet20/32/56/110
     (`cifar_resnet`; ``plain20`` is ``resnet20`` with ``plain=True``,
     ``preact_resnet56`` is ``resnet56`` with ``preactivation=True``, and
     ``eps_resnet56`` is ``preact_resnet56`` with ``epsilon=2.5`` and

@@ -390,5 +390,5 @@ def test_profile_shows_as_a_sentence_in_a_notebook():
     assert text.startswith("**Profile `quick`.** Quick: real data") and "2 seeds" in text
     assert "left out" not in text
     assert get_profile("standard")._repr_markdown_().endswith(
-        "Arms left out to fit its budget: 04: augmentation_weight_decay + classifier_dropout; "
+        "Arms left out to fit its budget: 04: augmentation_weight_decay + classifier_dropout, none; "
         "05: schedule + onecycle_short; 06: 20 + 8.0.")

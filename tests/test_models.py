@@ -54,7 +54,7 @@ def test_registry_has_every_required_name():
         "plain20", "plain32", "plain44", "plain56", "plain110",
         "preact_resnet20", "preact_resnet56", "preact_resnet110",
         "resnet18", "resnet34", "resnet50",
-        "eps_resnet56", "eps_resnet110",
+        "eps_resnet32", "eps_resnet56", "eps_resnet110",
     }  # fmt: skip
     assert required <= set(models.list_models())
     assert models.list_models() == sorted(models.list_models())

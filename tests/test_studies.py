@@ -33,6 +33,16 @@ def test_arms_are_keyed_by_their_factors_and_named_by_their_labels(profile_name,
     assert len({arm.config.config_hash for arm in arms.values()}) == len(arms)  # no two arms alike
 
 
+@pytest.mark.parametrize("profile_name", sorted(PROFILES))
+@pytest.mark.parametrize("study", sorted(ARM_BUILDERS))
+def test_every_arm_of_every_profile_names_a_registered_model_and_options(profile_name, study):
+    # The engine refuses an unknown model at the first run; a profile must not find that out hours in.
+    from helpers.engine import check_names
+
+    for arm in ARM_BUILDERS[study](get_profile(profile_name)).values():
+        check_names(arm.config)
+
+
 def test_keys_name_the_factor_the_config_holds():
     profile = get_profile("quick")
     for (kind, depth), arm in studies.degradation_arms(profile).items():

@@ -27,7 +27,7 @@ from typing import Any
 
 from helpers import config as project_config
 from helpers.experiment import ExperimentConfig
-from helpers.records import FINISHED_STATUSES, RECORD_FILE_NAME, RunRecord
+from helpers.records import FINISHED_STATUSES, RECORD_FILE_NAME, RunRecord, stale_measurements
 
 RANGE_TEST_DIR = "lr_find"
 
@@ -92,6 +92,8 @@ class RecordFolder:
 
         Raises:
             ValueError: when two records share the configuration.
+            MissingRunError: when the record's training-image measurements
+                are stale (``helpers.records.stale_measurements``).
         """
         paths = self.record_paths.get(config.config_hash, [])
         if not paths:
@@ -99,6 +101,12 @@ class RecordFolder:
         _only_one(paths, config)
         record = RunRecord.from_json(paths[0].read_text(encoding="utf-8"))
         record.path = paths[0]
+        stale = stale_measurements(record)
+        if stale is not None:
+            raise MissingRunError(
+                f"The committed record {paths[0]} cannot be rendered: {stale}. Retrain it with "
+                f"`python -m helpers report --profile <profile>` (its run id stays the same), then export it "
+                f"with `python -m helpers records --profile <profile> --export`.")
         return record
 
     def range_test_for(self, config: ExperimentConfig, iterations: int) -> dict[str, Any] | None:

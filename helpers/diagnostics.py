@@ -1,7 +1,8 @@
 """Measurements on one fixed batch that never change the run: gradient norms and gates.
 
-Each weight layer's gradient norm on a fixed batch (the first ``batch_size``
-training images, not augmented, in training mode) before the first step and
+Each weight layer's gradient norm on a fixed batch (``batch_size`` training
+images chosen class-stratified by ``helpers.training.measurement_indices``,
+the same in every run; not augmented; in training mode) before the first step and
 after every epoch, and for epsilon-ResNets every block's gate and largest
 residual response. Computed with ``model.stateless_call`` (and, for the
 training-mode gates, with batch norm's statistics put back afterwards), so

@@ -218,9 +218,11 @@ class ExperimentConfig:
             machine: TensorFlow op determinism and ordered input pipelines.
             Costs little on CPUs; on GPUs it can slow some layers down.
         record_gradient_norms: Record each weight layer's gradient norm on a
-            fixed batch before training and after every epoch.
+            fixed, class-stratified batch before training and after every
+            epoch.
         train_eval_size: After every epoch, evaluate this many training
-            images (the first ones of the training split, un-augmented) in
+            images (class-stratified and the same in every run,
+            ``helpers.training.measurement_indices``; un-augmented) in
             inference mode, as the trained net is used: history keys
             ``train_eval_loss`` and ``train_eval_accuracy``, beside the
             running training metrics that ``fit`` averages over the epoch

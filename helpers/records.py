@@ -36,6 +36,14 @@ from helpers.experiment import ExperimentConfig
 RECORD_SCHEMA_VERSION = 1
 RECORD_FILE_NAME = "record.json"
 
+# What the per-epoch measurements on training images were taken on. 1: the
+# first N training images and the first batch, which in a copy of CIFAR
+# stored sorted by class are one or two classes. 2: a class-stratified,
+# seeded subset (``helpers.training.measurement_indices``). A finished
+# record of version 1 that holds such measurements is not served from the
+# cache (:func:`stale_measurements`); its run id stays the same.
+MEASUREMENT_VERSION = 2
+
 # A finished result: served from the cache instead of training again.
 FINISHED_STATUSES = ("completed", "diverged")
 STATUSES = ("running", "completed", "diverged", "interrupted")
@@ -74,6 +82,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "environment": (dict,), "parameter_count": (int, type(None)), "schedule": (dict,),
     "sessions": (list,), "created": (str, type(None)), "finished": (str, type(None)),
     "error": (str, type(None)), "notes": (list,), "schema_version": (int,),
+    "measurement_version": (int,),
 }
 
 
@@ -160,6 +169,10 @@ class RunRecord:
         created, finished: ISO-8601 UTC timestamps.
         error: For "interrupted" runs, what stopped them.
         notes: Remarks from the engine (e.g. an option that was ignored).
+        measurement_version: How the training-image measurements
+            ("train_eval_*" in the history, the diagnostics) chose their
+            images; see ``MEASUREMENT_VERSION``. 1 in records written
+            before the field existed.
 
     Used in: every notebook's Findings and the summary table.
     """
@@ -185,6 +198,7 @@ class RunRecord:
     error: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     schema_version: int = RECORD_SCHEMA_VERSION
+    measurement_version: int = MEASUREMENT_VERSION
     path: Path | None = dataclasses.field(default=None, compare=False, repr=False)
 
     # -- I/O ------------------------------------------------------------------
@@ -198,6 +212,7 @@ class RunRecord:
         """
         payload = {
             "schema_version": self.schema_version,
+            "measurement_version": self.measurement_version,
             "run_id": self.run_id,
             "name": self.config.name,
             "status": self.status,
@@ -252,6 +267,8 @@ class RunRecord:
             raise ValueError(f"Not a run record{where}: {error}") from None
         fields = {field.name for field in dataclasses.fields(cls)}
         values = {key: payload[key] for key in fields if key in payload and key not in ("config", "path")}
+        # Records written before the field existed measured on the first images.
+        values.setdefault("measurement_version", 1)
         return cls(config=config, path=path, **values)
 
     @classmethod
@@ -564,3 +581,26 @@ def list_records(
             records.append(record)
     records.sort(key=lambda record: (record.created or "", record.run_id))
     return records
+
+
+def stale_measurements(record: RunRecord) -> str | None:
+    """Why a record's training-image measurements must be taken again, or None.
+
+    A record of measurement version 1 evaluated ``train_eval_size`` images
+    and measured gradient norms and gates on the *first* training images.
+    In a copy of CIFAR stored sorted by class (the one the project is tested
+    on is) those are one or two classes, so the numbers describe airplanes,
+    not the training set. Test, validation and the running training metrics
+    are not affected, but the record is retrained rather than half-trusted.
+
+    Used in: helpers.runs.cached_record, helpers.committed
+    """
+    if record.measurement_version >= MEASUREMENT_VERSION:
+        return None
+    measured = [name for name in ("gradient_norms", "gates") if (record.diagnostics or {}).get(name)]
+    if any(key.startswith("train_eval_") for key in record.history or {}):
+        measured.insert(0, "train_eval accuracy")
+    if not measured:
+        return None
+    return (f"its {' and '.join(measured)} were measured on the first training images (measurement version "
+            f"{record.measurement_version}; a copy sorted by class makes them one or two classes)")

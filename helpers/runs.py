@@ -32,7 +32,7 @@ import numpy as np
 from helpers import config as project_config
 from helpers import data as data_module
 from helpers.experiment import CONFIG_SCHEMA_VERSION, ExperimentConfig, canonical_json
-from helpers.records import FINISHED_STATUSES, RECORD_FILE_NAME, RunRecord, write_json_atomic
+from helpers.records import FINISHED_STATUSES, RECORD_FILE_NAME, RunRecord, stale_measurements, write_json_atomic
 
 DATA_IDENTITY_FILE = ".data_identities.json"
 
@@ -288,7 +288,9 @@ def cached_record(run_dir: Path, warn: Callable[[str], None]) -> RunRecord | Non
 
     A record that cannot be read (cut short, not JSON, not a run record) is
     named through ``warn`` in one line, and None returned: the run is
-    trained again and its record replaced.
+    trained again and its record replaced. So is a finished record whose
+    training-image measurements are stale
+    (:func:`helpers.records.stale_measurements`).
     """
     path = run_dir / RECORD_FILE_NAME
     try:
@@ -308,4 +310,10 @@ def cached_record(run_dir: Path, warn: Callable[[str], None]) -> RunRecord | Non
         warn(f"{path}: damaged run record ({error}); the run will be retrained.")
         return None
     record.path = path
-    return record if record.status in FINISHED_STATUSES else None
+    if record.status not in FINISHED_STATUSES:
+        return None
+    stale = stale_measurements(record)
+    if stale is not None:
+        warn(f"{path}: {stale}; the run will be retrained under the same id.")
+        return None
+    return record

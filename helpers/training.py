@@ -58,7 +58,9 @@ from helpers.diagnostics import Diagnostics
 from helpers.experiment import ExperimentConfig
 from helpers.pipeline import make_dataset, make_splits
 from helpers.progress import Reporter, resolve_progress
-from helpers.records import RECORD_FILE_NAME, RunRecord, labels_digest, load_record, pack_bits, pack_classes
+from helpers.data import stratified_split
+from helpers.records import (MEASUREMENT_VERSION, RECORD_FILE_NAME, RunRecord, labels_digest, load_record, pack_bits,
+                             pack_classes)
 from helpers.runs import RunData, as_run_data, content_digest, load_run_data
 from helpers.schedules import lr_find, make_schedule
 
@@ -170,6 +172,7 @@ class TrainingState:
     def checkpoint_state(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
+            "measurement_version": MEASUREMENT_VERSION,
             "epochs_completed": self.current_epoch,
             "history": self.record.history,
             "diagnostics": self.record.diagnostics,
@@ -354,6 +357,25 @@ def test_predictions(model, test_data, labels: np.ndarray, num_classes: int) -> 
 
 
 
+# The seed of the training images the measurements use: one fixed set for
+# every run, so arms and seeds are measured on the same images.
+MEASUREMENT_SEED = 0
+
+
+def measurement_indices(labels: np.ndarray, count: int) -> np.ndarray:
+    """``count`` training-set indices, class-stratified and seeded, for measurements.
+
+    The images the diagnostics (gradient norms, gates: one batch) and
+    ``train_eval_size`` are measured on. Not the first ``count``: copies of
+    CIFAR stored sorted by class would give one or two classes. The same
+    labels give the same indices in every run (``MEASUREMENT_SEED``).
+
+    Used in: train
+    """
+    count = min(int(count), int(np.asarray(labels).shape[0]))
+    return stratified_split(np.asarray(labels), count, MEASUREMENT_SEED)[0]
+
+
 def _normalised(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     # The same arithmetic as helpers.pipeline: (x / 255 - mean) / std.
     return ((images.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
@@ -392,6 +414,13 @@ def train(config: ExperimentConfig, run_data: RunData, *, run_id: str, run_dir: 
     if not resume:
         checkpointer.remove_all()
     latest = checkpointer.latest() if resume else None
+    if latest is not None and latest.state.get("measurement_version", 1) < MEASUREMENT_VERSION:
+        # Its history and diagnostics were measured on the first images: start over.
+        reporter.warn(f"[{run_id}] the checkpoint after epoch {latest.epochs_completed} measured on the first "
+                      f"training images (measurement version {latest.state.get('measurement_version', 1)}); "
+                      f"training from the start instead of resuming.")
+        checkpointer.remove_all()
+        latest = None
     saved_state = latest.state if latest is not None else {}
     start_epoch = latest.epochs_completed if latest is not None else 0
     seed = session_seed(config.seed, start_epoch)
@@ -410,13 +439,14 @@ def train(config: ExperimentConfig, run_data: RunData, *, run_id: str, run_dir: 
                                 deterministic=config.deterministic, label_transform=compiled.label_transform)
         train_data, validation_data, test_data = pipelines.train, pipelines.validation, pipelines.test
         if config.train_eval_size:
-            count = min(config.train_eval_size, run_data.x_train.shape[0])
-            train_eval_data = make_dataset(run_data.x_train[:count], run_data.y_train[:count], training=False,
+            chosen = measurement_indices(run_data.y_train, config.train_eval_size)
+            train_eval_data = make_dataset(run_data.x_train[chosen], run_data.y_train[chosen], training=False,
                                            batch_size=config.batch_size, mean=pipelines.mean, std=pipelines.std,
                                            deterministic=config.deterministic,
                                            label_transform=compiled.label_transform)
-        fixed_images = _normalised(run_data.x_train[: config.batch_size], pipelines.mean, pipelines.std)
-        fixed_labels = run_data.y_train[: config.batch_size].astype(np.int32)
+        probe = measurement_indices(run_data.y_train, config.batch_size)
+        fixed_images = _normalised(run_data.x_train[probe], pipelines.mean, pipelines.std)
+        fixed_labels = run_data.y_train[probe].astype(np.int32)
         diagnostics = Diagnostics(compiled, fixed_images, fixed_labels, config.record_gradient_norms)
 
         state = TrainingState(

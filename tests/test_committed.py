@@ -134,3 +134,21 @@ def test_series_lists_every_run_once_and_sums_the_measured_budget(folder):
     assert table["02"]["instruction_sets"] == ["AVX-512"]
     assert sum(row["runs"] for row in table.values()) == len(runs)
     json.dumps(table)
+
+
+def test_a_committed_record_measured_on_the_first_images_is_refused_with_what_to_do(folder):
+    config = studies.schedule_arms(SMOKE)[("schedule", "cosine")].seeded(0)
+    record = make_record(config, 0.5, seed=0)
+    record.run_id = "resnet20-cifar10-old"
+    record.measurement_version = 1
+    record.diagnostics = {"gradient_norms": {"conv1": [0.1, 0.2]}, "gradient_norm_epochs": [0, 1]}
+    record.save(folder / record.run_id / "record.json")
+    with pytest.raises(committed.MissingRunError) as raised:
+        committed.RecordFolder(folder).record_for(config)
+    message = str(raised.value)
+    assert "resnet20-cifar10-old/record.json" in message and "gradient_norms" in message
+    assert "python -m helpers report --profile <profile>" in message and "run id stays the same" in message
+    # Without measurements on training images, an old record is read as it is.
+    record.diagnostics = {}
+    record.save(folder / record.run_id / "record.json")
+    assert committed.RecordFolder(folder).record_for(config).measurement_version == 1

@@ -271,3 +271,23 @@ def test_the_lock_works_where_the_file_system_has_no_hard_links(tmp_path, monkey
                                 capture_output=True, text=True, timeout=60)
         assert f"being trained by process {os.getpid()}" in second.stdout, second.stderr
     assert not run_dir.exists()  # nothing else was written: the folder it made is gone too
+
+
+def test_a_checkpoint_measured_on_the_first_images_restarts_the_run_and_says_so(tmp_path, data10, monkeypatch,
+                                                                                capsys):
+    # Checkpoints written before the measurement fix carry diagnostics taken on the first
+    # training images; resuming would mix them with the stratified ones.
+    config = tiny_config(num_epochs=2)
+    run_dir = _train_and_stop_after(1, config, tmp_path, data10, monkeypatch)
+    state = run_dir / "ckpt-0001" / "state.json"
+    payload = json.loads(state.read_text())
+    assert payload.pop("measurement_version") == 2
+    state.write_text(json.dumps(payload))
+    capsys.readouterr()
+
+    record = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+    stderr = capsys.readouterr().err
+    assert "measured on the first training images" in stderr and "training from the start" in stderr
+    assert record.status == "completed" and record.history["epoch"] == [1, 2]
+    assert [session["start_epoch"] for session in record.sessions] == [0]
+    assert len(record.diagnostics["gradient_norm_epochs"]) == 3  # 0, 1, 2: measured once each

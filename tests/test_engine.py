@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 import time
 
 import numpy as np
@@ -589,13 +590,81 @@ def test_training_set_evaluated_in_inference_mode_beside_the_running_metrics(tmp
     data = as_run_data(data10, config)
     splits = make_splits(data, batch_size=32, splits=())
     from helpers.pipeline import make_dataset
-    dataset = make_dataset(data.x_train[:64], data.y_train[:64], training=False, batch_size=32,
+    from helpers.training import measurement_indices
+    chosen = measurement_indices(data.y_train, 64)
+    dataset = make_dataset(data.x_train[chosen], data.y_train[chosen], training=False, batch_size=32,
                            mean=splits.mean, std=splits.std)
     predicted = predict_logits(model, dataset).argmax(axis=1)
-    assert history["train_eval_accuracy"][-1] == pytest.approx(float((predicted == data.y_train[:64]).mean()))
+    assert history["train_eval_accuracy"][-1] == pytest.approx(float((predicted == data.y_train[chosen]).mean()))
 
     with pytest.raises(ValueError, match="train_eval_size must be an integer >= 0"):
         tiny_config(train_eval_size=-1)
+
+
+def _sorted_by_class(data):
+    """The same images with the training split stored class by class, as some CIFAR copies are."""
+    import dataclasses
+
+    order = np.argsort(data.y_train, kind="stable")
+    return dataclasses.replace(data, x_train=data.x_train[order], y_train=data.y_train[order])
+
+
+def test_measurements_on_training_images_cover_every_class_of_class_sorted_data(tmp_path, data10, monkeypatch):
+    """Seen on the real copy: its training split is stored sorted by class, so
+    the first 5,000 images were airplanes and cars and the first batch all
+    airplanes. The probe batch and the train_eval images must be stratified."""
+    from helpers import training
+
+    data = _sorted_by_class(synthetic_cifar(num_train=320, num_val=32))
+    assert len(set(data.y_train[:32].tolist())) <= 2  # the trap: the first batch is one or two classes
+    chosen = training.measurement_indices(data.y_train, 64)
+    counts = np.bincount(data.y_train[chosen], minlength=10)
+    expected = np.bincount(data.y_train, minlength=10) * 64 / len(data.y_train)
+    assert np.all(np.abs(counts - expected) < 1)  # class shares kept, every class there
+    assert np.array_equal(chosen, training.measurement_indices(data.y_train, 64))  # the same images every run
+    assert len(training.measurement_indices(data.y_train, 10_000)) == len(data.y_train)  # at most the split
+
+    probes = []
+    real = training.Diagnostics
+
+    def spy(compiled, images, labels, record_gradients):
+        probes.append(np.asarray(labels))
+        return real(compiled, images, labels, record_gradients)
+
+    monkeypatch.setattr(training, "Diagnostics", spy)
+    from helpers import engine
+
+    record = engine.run(tiny_config(num_epochs=1, train_eval_size=64), runs_dir=tmp_path, data=data, progress=False)
+    assert len(probes) == 1 and len(probes[0]) == 32
+    assert len(set(probes[0].tolist())) >= 8  # the gradient-norm batch: 32 images of (nearly) every class
+    assert record.measurement_version == 2 and record.diagnostics["gradient_norms"]
+    assert json.loads(Path(record.path).read_text())["measurement_version"] == 2
+
+
+def test_records_measured_on_the_first_images_are_retrained_under_the_same_id(tmp_path, data10, capsys):
+    from helpers import engine
+
+    config = tiny_config(num_epochs=1)
+    first = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+    path = Path(first.path)
+    payload = json.loads(path.read_text())
+    del payload["measurement_version"]  # as records written before the field
+    payload["notes"] = ["the old record"]
+    path.write_text(json.dumps(payload))
+    assert load_record(path).measurement_version == 1
+    again = engine.run(config, runs_dir=tmp_path, data=data10, progress=True)
+    assert again.run_id == first.run_id and "the old record" not in again.notes  # retrained, same id
+    assert "measured on the first training images" in capsys.readouterr().err
+    assert load_record(path).measurement_version == 2
+    # A version-1 record without such measurements is still served as it is.
+    quiet = tiny_config(num_epochs=1, record_gradient_norms=False, learning_rate=0.02)
+    plain = engine.run(quiet, runs_dir=tmp_path, data=data10, progress=False)
+    payload = json.loads(Path(plain.path).read_text())
+    del payload["measurement_version"]
+    payload["notes"] = ["the old record"]
+    Path(plain.path).write_text(json.dumps(payload))
+    served = engine.run(quiet, runs_dir=tmp_path, data=data10, progress=False)
+    assert served.measurement_version == 1 and served.notes == ["the old record"]
 
 
 def test_cli_onecycle_without_lr_takes_its_peak_from_the_range_test(tmp_path, monkeypatch, capsys):

@@ -180,7 +180,7 @@ PROFILES: dict[str, Profile] = {
         # ResNet-50 2.8, quarter-width VGG-19 0.6 (measured in 01: 45-52 s),
         # ResNet-110 5.5. The ResNet-20 arms of 02, 03 and 05 share one recipe,
         # so their step-decay run is trained once.
-        epochs={"01": 3, "02": 4, "03": 4, "04": 3, "05": 4, "06": 2, "07": 4},
+        epochs={"01": 3, "02": 4, "03": 4, "04": 3, "05": 4, "06": 2, "07": 2},
         depths=(20, 32),
         degradation_depths=(20, 32),
         epsilon_depth=32,
@@ -232,6 +232,14 @@ PROFILES: dict[str, Profile] = {
         # failing net, which 07 must show. 04 keeps the student's dropout
         # alone against augmentation and weight decay alone, and on top of
         # them; 06 keeps the gates' count after each epoch.
+        # 07's epochs were set last, from what was then measured (2026-12-02):
+        # 5.21 h of records that stay, 1.53 h for retraining 01 and 04 (their
+        # training-image measurements were taken on the first, class-sorted
+        # images), 06 at 164 s per eps-ResNet-32 epoch (about 0.43 h): 7.17 h.
+        # 07 costs about 490 s per epoch of its ResNet-18 and ResNet-50 arms
+        # plus 1,100 s for ResNet-110's epoch and 240 s of evaluation: 0.65 h
+        # at 2 epochs, 0.78 h at 3. With about 0.2 h kept for executing the
+        # notebooks around the runs, 3 epochs would pass 8 h: 2.
         left_out={"04": (("augmentation_weight_decay", "classifier_dropout"), ("none",)),
                   "05": (("schedule", "onecycle_short"),),
                   "06": ((20, 8.0),)},

@@ -597,10 +597,12 @@ def stale_measurements(record: RunRecord) -> str | None:
     """
     if record.measurement_version >= MEASUREMENT_VERSION:
         return None
-    measured = [name for name in ("gradient_norms", "gates") if (record.diagnostics or {}).get(name)]
+    measured = [name.replace("_", " ") for name in ("gradient_norms", "gates")
+                if (record.diagnostics or {}).get(name)]
     if any(key.startswith("train_eval_") for key in record.history or {}):
         measured.insert(0, "train_eval accuracy")
     if not measured:
         return None
-    return (f"its {' and '.join(measured)} were measured on the first training images (measurement version "
+    verb = "was" if measured == ["train_eval accuracy"] else "were"
+    return (f"its {' and '.join(measured)} {verb} measured on the first training images (measurement version "
             f"{record.measurement_version}; a copy sorted by class makes them one or two classes)")

@@ -146,7 +146,7 @@ def test_a_committed_record_measured_on_the_first_images_is_refused_with_what_to
     with pytest.raises(committed.MissingRunError) as raised:
         committed.RecordFolder(folder).record_for(config)
     message = str(raised.value)
-    assert "resnet20-cifar10-old/record.json" in message and "gradient_norms" in message
+    assert "resnet20-cifar10-old/record.json" in message and "gradient norms were measured" in message
     assert "python -m helpers report --profile <profile>" in message and "run id stays the same" in message
     # Without measurements on training images, an old record is read as it is.
     record.diagnostics = {}

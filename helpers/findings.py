@@ -121,6 +121,19 @@ def _gradient_lines(results, outcome: Mapping[tuple, str]) -> list[str]:
                      f"while {bold(results[stuck_key])} stayed at chance with {number(stuck[stuck_key])}. How "
                      "much the gradient shrinks on the way back at initialisation does not by itself explain which "
                      "arms stay at chance.")
+    if stuck and learned:
+        # The size of the whole gradient, seed by seed: every stuck seed's median against every learning one's.
+        stuck_median = max(profile["median"] for key in stuck for profile in profiles[key])
+        learned_median = min(profile["median"] for key in learned for profile in profiles[key])
+        if stuck_median < learned_median:
+            lines.append(f"- The size of the gradient does separate them: on every seed, every arm that stayed at "
+                         f"chance starts with a median layer norm of at most {number(stuck_median)}, every arm "
+                         f"that learned with at least {number(learned_median)} ({learned_median / stuck_median:,.0f} "
+                         "times more). Before the first step the stuck arms' gradient is small at every layer, "
+                         "not only at the first ones.")
+        else:
+            lines.append(f"- Nor does the size of the gradient: an arm that stayed at chance starts with a median "
+                         f"layer norm of {number(stuck_median)}, an arm that learned with {number(learned_median)}.")
     return lines
 
 
@@ -135,8 +148,9 @@ def vgg_findings(results: Mapping[tuple, object]) -> str:
     low rate, batch norm against none at the low rate. The gradient
     sentences are computed from each record's first-step norms
     (diagnostics "gradient_norms", entry 0): the first/last ratio, how many
-    steps back between adjacent layers it shrinks, and whether that ratio
-    separates the arms that learned from the arms that did not. Where the
+    steps back between adjacent layers it shrinks, and whether that ratio,
+    and the median layer norm (the gradient's overall size), separate the
+    arms that learned from the arms that did not. Where the
     profile has the long arm (batch norm, high rate, cosine, a longer
     budget), it is compared with batch norm at the shared budget and its
     accuracy interval is set against the student's 70% (the summary table's

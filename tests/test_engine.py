@@ -170,7 +170,7 @@ def data10():
 
 
 RECORD_KEYS = {
-    "schema_version", "run_id", "name", "status", "seed", "epochs_completed", "diverged_epoch",
+    "schema_version", "measurement_version", "run_id", "name", "status", "seed", "epochs_completed", "diverged_epoch",
     "config", "history", "test", "wall_seconds", "train_images_per_second", "diagnostics",
     "data", "environment", "parameter_count", "schedule", "sessions", "created", "finished",
     "error", "notes", "test_predictions", "validation_predictions",

@@ -157,6 +157,20 @@ def test_vgg_gradient_sentence_when_the_stuck_arm_has_the_smaller_ratio():
     assert "does not separate" not in text
 
 
+def test_vgg_gradient_sentence_weighs_the_gradients_size_as_well_as_its_shape():
+    # Measured at standard on a class-stratified batch: the stuck Glorot nets' gradients were about
+    # 1,000 times smaller than He's at every layer, with no steady shrinking towards the input.
+    tiny = [value * 1e-3 for value in ZIGZAG_022]
+    text = findings.vgg_findings(_vgg({NO_BN_LOW}, gradients={HE_LOW: STEADY_0056, NO_BN_LOW: tiny}))
+    assert "The first/last ratio does not separate" in text
+    assert ("The size of the gradient does separate them: on every seed, every arm that stayed at chance starts "
+            "with a median layer norm of at most 0.00045, every arm that learned with at least 0.24 "
+            "(537 times more).") in text
+    text = findings.vgg_findings(_vgg({NO_BN_LOW}, gradients={HE_LOW: tiny, NO_BN_LOW: STEADY_0056}))
+    assert "Nor does the size of the gradient: an arm that stayed at chance starts with a median layer norm of 0.24" in text
+    assert "does separate them" not in text
+
+
 def test_vgg_gradient_sentence_when_the_gradient_grows_on_the_way_back():
     text = findings.vgg_findings(_vgg({NO_BN_LOW}, gradients={NO_BN_LOW: list(reversed(STEADY_0056))}))
     assert "18 +- 0 (n = 2) times the last layer's" in text

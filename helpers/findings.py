@@ -620,12 +620,63 @@ def _response_line(result, epsilon: float) -> str | None:
     return text
 
 
+def _when_closed_line(result) -> str | None:
+    """Which of an arm's discarded blocks were shut before training and which closed during it.
+
+    From each record's per-block inference-mode gates (index 0 is before
+    the first epoch) and its training-mode counts. A gate shut before
+    training was not closed by training, which is not the paper's
+    mechanism: a trained branch that weight decay shrinks below epsilon.
+    A block shut at inference may still be open in training mode (batch
+    norm on the batch's statistics), so the training-mode counts are given
+    beside.
+    """
+    at_start, during, reopened, training = [], [], [], []
+    for record in result.completed:
+        gates = (record.diagnostics or {}).get("gates") or {}
+        gates = {block: values for block, values in gates.items() if values}
+        if not gates or len(next(iter(gates.values()))) < 2:
+            continue
+        seed = seed_of(record)
+        shut = [block for block, values in gates.items() if values[0] == 0.0]
+        closed = [block for block, values in gates.items() if values[0] != 0.0 and values[-1] == 0.0]
+        opened = [block for block, values in gates.items() if values[0] == 0.0 and values[-1] != 0.0]
+        at_start.append((seed, str(len(shut))))
+        during.append((seed, f"{len(closed)}" + (f" ({', '.join(closed)})" if closed else "")))
+        reopened.append((seed, str(len(opened))))
+        counts = record.diagnostics.get("discarded_blocks_training") or []
+        if len(counts) >= 2:
+            training.append((seed, f"{counts[0]} before training and {counts[-1]} at the end"))
+    if not at_start:
+        return None
+    text = (f"- When {bold(result)}'s gates shut (inference mode, before training against after each epoch): "
+            f"already shut before training: {by_seed(at_start)}; closed during training: {by_seed(during)}; "
+            f"shut before training but open at the end: {by_seed(reopened)}.")
+    if training:
+        text += f" In training mode, as `fit` sees them: {by_seed(training)} gated off."
+    any_shut = any(count != "0" for _, count in at_start)
+    every_closed = all(not text_.startswith("0") for _, text_ in during)
+    if every_closed and not any_shut:
+        text += " So on every seed the gates closed through training, none at initialisation."
+    elif every_closed:
+        text += (" So gates closed through training on every seed, but some were already shut at initialisation: "
+                 "their discarding was not decided by training, which is not the paper's mechanism (a trained "
+                 "branch that weight decay shrinks below epsilon).")
+    elif any_shut:
+        text += (" So the blocks discarded here were decided at initialisation, not by training: this epsilon "
+                 "does not show the gates closing through training.")
+    else:
+        text += " No gate closed at this budget."
+    return text
+
+
 def gate_findings(results: Mapping[tuple, object], full_recipe=None, full_steps_per_epoch: int | None = None) -> str:
     """Blocks discarded and why, blow-ups flagged, and each gated arm against the ungated one.
 
     Per arm over seeds: blocks discarded at the end; each block's recorded
     response against epsilon before and after training, and the count gated
-    off in training mode against inference; how much weight decay alone
+    off in training mode against inference; which discarded blocks were
+    already shut before training and which closed during it; how much weight decay alone
     would shrink an unused branch over this run (and over ``full_recipe``,
     a configuration of the full profile, with ``full_steps_per_epoch``).
     A run whose validation loss is non-finite or above ten times its
@@ -646,6 +697,9 @@ def gate_findings(results: Mapping[tuple, object], full_recipe=None, full_steps_
         response = _response_line(result, _depth_and_epsilon(key, result)[1])
         if response:
             lines.append(response)
+        when = _when_closed_line(result)
+        if when:
+            lines.append(when)
         reasons = [(seed_of(record), _blow_up(record, result)) for record in result.completed]
         reasons = [(seed, reason) for seed, reason in reasons if reason]
         if reasons:

@@ -566,6 +566,29 @@ def test_gate_findings_when_the_gates_hurt_and_an_arm_blew_up():
     assert "as `fit` sees the gates: 2 gated off in training mode against 1 at inference on every seed." in text
 
 
+def test_gate_findings_say_which_blocks_were_shut_at_initialisation_and_which_closed_in_training():
+    # At epsilon 8 stage1_block1 (9, 7, 6, 5) is open before training and shut after it; at epsilon 16
+    # it is shut from the start (9 <= 16) and stage2_block1 (20 ... 16.5) stays open.
+    text = findings.gate_findings(_gates({}, training_off=2))
+    eight, sixteen = (f"- When **depth {DEPTH}, eps {epsilon}**'s gates shut" for epsilon in (8, 16))
+    line8 = next(line for line in text.splitlines() if line.startswith(eight))
+    line16 = next(line for line in text.splitlines() if line.startswith(sixteen))
+    assert ("already shut before training: 0 on every seed; closed during training: 1 (stage1_block1) on every "
+            "seed; shut before training but open at the end: 0 on every seed.") in line8
+    assert "In training mode, as `fit` sees them: 0 before training and 2 at the end on every seed gated off." in line8
+    assert line8.endswith("So on every seed the gates closed through training, none at initialisation.")
+    assert "already shut before training: 1 on every seed; closed during training: 0 on every seed" in line16
+    assert line16.endswith("this epsilon does not show the gates closing through training.")
+    # Gates shut from the start and others closing in training: both are said.
+    results = _gates({})
+    record = results[(DEPTH, 8.0)].completed[0]
+    record.diagnostics = _gate_diagnostics(8.0, {**RESPONSES[8.0], "stage3_block1": [7.5, 9.0, 9.0, 9.0]})
+    line = next(line for line in findings.gate_findings(results).splitlines() if line.startswith(eight))
+    assert "already shut before training: 1 (seed 0) and 0 (seed 1)" in line
+    assert "shut before training but open at the end: 1 (seed 0) and 0 (seed 1)" in line
+    assert "but some were already shut at initialisation: their discarding was not decided by training" in line
+
+
 def test_gate_findings_unresolved_with_one_seed():
     text = findings.gate_findings(_gates({(DEPTH, 0.0): [0.40], (DEPTH, 8.0): [0.90], (DEPTH, 16.0): [0.90]}, seeds=1))
     assert " beats " not in text and text.count("one seed cannot support a claim") == 2

@@ -646,14 +646,14 @@ def _when_closed_line(result) -> str | None:
         reopened.append((seed, str(len(opened))))
         counts = record.diagnostics.get("discarded_blocks_training") or []
         if len(counts) >= 2:
-            training.append((seed, f"{counts[0]} before training and {counts[-1]} at the end"))
+            training.append((seed, f"{counts[0]} and {counts[-1]}"))
     if not at_start:
         return None
     text = (f"- When {bold(result)}'s gates shut (inference mode, before training against after each epoch): "
             f"already shut before training: {by_seed(at_start)}; closed during training: {by_seed(during)}; "
             f"shut before training but open at the end: {by_seed(reopened)}.")
     if training:
-        text += f" In training mode, as `fit` sees them: {by_seed(training)} gated off."
+        text += f" Gated off in training mode, as `fit` sees them, before training and at the end: {by_seed(training)}."
     any_shut = any(count != "0" for _, count in at_start)
     every_closed = all(not text_.startswith("0") for _, text_ in during)
     if every_closed and not any_shut:

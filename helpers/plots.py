@@ -144,8 +144,13 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names, per_class: 
     Used in: 00_data
     """
     num_classes = len(class_names)
-    fig, axes = plt.subplots(num_classes, per_class,
-                             figsize=(per_class * 0.9, num_classes * 0.95))
+    # Sizes in inches: square cells with a small gap, the class names in a
+    # left margin and the title in a top margin of their own, so the grid
+    # fills the figure (equal-aspect images leave no slack to spread).
+    cell, gap, label, title_room, edge = 0.8, 0.05, 1.4, (0.45 if title else 0.05), 0.05
+    width = label + per_class * cell + (per_class - 1) * gap * cell + edge
+    height = title_room + num_classes * cell + (num_classes - 1) * gap * cell + edge
+    fig, axes = plt.subplots(num_classes, per_class, figsize=(width, height))
     axes = np.atleast_2d(axes)
     for class_index in range(num_classes):
         members = np.flatnonzero(labels == class_index)[:per_class]
@@ -156,9 +161,10 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, class_names, per_class: 
                 axis.imshow(images[members[column]], interpolation="nearest")
         axes[class_index, 0].text(-4, 16, class_names[class_index], ha="right",
                                   va="center", fontsize=9)
+    fig.subplots_adjust(wspace=gap, hspace=gap, left=label / width, right=1 - edge / width,
+                        top=1 - title_room / height, bottom=edge / height)
     if title:
-        fig.suptitle(title)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.18)
+        fig.suptitle(title, y=1 - 0.08 / height, va="top")
     return fig
 
 
@@ -1127,6 +1133,8 @@ def class_balance(data):
     sns.barplot(frame, x="class", y="images", hue="split", ax=axis)
     axis.tick_params(axis="x", rotation=45 if data.num_classes <= 20 else 90, labelsize=8)
     axis.set_title(f"{data.name}: images per class")
+    # Outside the axes: inside, the legend covered the last classes' bars.
+    sns.move_legend(axis, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 

@@ -575,7 +575,7 @@ def test_gate_findings_say_which_blocks_were_shut_at_initialisation_and_which_cl
     line16 = next(line for line in text.splitlines() if line.startswith(sixteen))
     assert ("already shut before training: 0 on every seed; closed during training: 1 (stage1_block1) on every "
             "seed; shut before training but open at the end: 0 on every seed.") in line8
-    assert "In training mode, as `fit` sees them: 0 before training and 2 at the end on every seed gated off." in line8
+    assert "Gated off in training mode, as `fit` sees them, before training and at the end: 0 and 2 on every seed." in line8
     assert line8.endswith("So on every seed the gates closed through training, none at initialisation.")
     assert "already shut before training: 1 on every seed; closed during training: 0 on every seed" in line16
     assert line16.endswith("this epsilon does not show the gates closing through training.")

@@ -466,3 +466,41 @@ def test_training_modes_draws_each_way_of_scoring_the_training_set_beside_valida
     assert [text.get_text() for text in axis.get_xticklabels()] == ["dropout\n(n = 2)", "old record\n(n = 2)"]
     assert set(_legend_texts(axis)) == {"training, running (training mode)", "training images, inference mode",
                                         "validation"}
+
+
+# -- 00's data figures -------------------------------------------------------------
+
+
+def test_sample_grid_puts_its_title_just_above_the_images_and_fills_the_figure():
+    # The old layout left about an inch of white between the title and the first row.
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(20), 8)
+    images = rng.integers(0, 255, (labels.size, 32, 32, 3), dtype=np.uint8)
+    fig = plots.sample_grid(images, labels, [f"class {i}" for i in range(20)], per_class=8, title="a title")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    dpi = fig.dpi
+    title = fig._suptitle.get_window_extent(renderer)
+    boxes = [axis.get_window_extent(renderer) for axis in fig.axes]
+    top_row = max(box.y1 for box in boxes)
+    bottom_row = min(box.y0 for box in boxes)
+    assert 0 <= (title.y0 - top_row) / dpi < 0.3
+    assert (fig.bbox.height - (top_row - bottom_row)) / dpi < 0.7
+    for box in boxes:
+        assert box.width == pytest.approx(box.height, rel=0.02)
+
+
+def test_class_balance_keeps_its_legend_off_the_bars():
+    from types import SimpleNamespace
+
+    names = [f"class {i}" for i in range(10)]
+    data = SimpleNamespace(y_train=np.repeat(np.arange(10), 45), y_val=np.repeat(np.arange(10), 5),
+                           y_test=np.repeat(np.arange(10), 10), num_classes=10, class_names=names, name="cifar10")
+    fig = plots.class_balance(data)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axis = fig.axes[0]
+    legend = axis.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["train", "validation", "test"]
+    assert legend.get_window_extent(renderer).x0 >= axis.get_window_extent(renderer).x1
+    assert legend.get_window_extent(renderer).x1 <= fig.bbox.x1 + 1

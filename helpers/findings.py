@@ -756,6 +756,7 @@ def cifar100_findings(results: Mapping[tuple, object]) -> str:
     for metric, what in (("accuracy", "test top-1 accuracy"), ("top5_accuracy", "test top-5 accuracy")):
         lines.append(compare_line(results, ("resnet18", "post_add_dropout"), ("resnet18",),
                                    f"Dropout after the add in ResNet-18, {what.split()[1]}", metric=metric, what=what))
+    lines.extend(_training_against_validation_line(results, ("resnet18", "post_add_dropout")))
     student50, cifar50, r18 = ("resnet50", "imagenet"), ("resnet50",), ("resnet18",)
     if student50 in results and cifar50 in results:
         lines.append(compare_line(results, cifar50, student50, "ResNet-50, CIFAR stem against the student's ImageNet "
@@ -766,6 +767,23 @@ def cifar100_findings(results: Mapping[tuple, object]) -> str:
             "depth and stem; 03_resnet_depth compares the stems alone)")))
     lines.extend(_deep_net_lines(results, ("resnet110",), r18))
     return "\n".join(lines)
+
+
+def _training_against_validation_line(results, key) -> list[str]:
+    """An arm's last-epoch running training accuracy (training mode: dropout on, batch norm on the
+    batch) beside its last validation accuracy (inference mode), and chance: a net that learns only
+    with dropout on shows a gap here."""
+    result = results.get(key)
+    if result is None or not result.completed:
+        return []
+    training = [record.history["accuracy"][-1] for record in result.completed if record.history.get("accuracy")]
+    validation = [record.history["val_accuracy"][-1] for record in result.completed
+                  if record.history.get("val_accuracy")]
+    if not training or not validation:
+        return []
+    return [f"- {bold(result)} at its last epoch: running training accuracy (training mode, dropout on) "
+            f"{intervals.format_mean_spread(training)}, validation accuracy (inference mode) "
+            f"{intervals.format_mean_spread(validation)}; chance is {percent(chance_level(result))}."]
 
 
 def _validation_at(result, epoch: int) -> list[float]:

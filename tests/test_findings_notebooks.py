@@ -692,3 +692,17 @@ def test_degradation_leaves_out_a_seed_without_a_finite_loss():
     text = findings.degradation_findings(results, QUICK.degradation_depths)
     assert "(seed 2 left out: a run without a finite final loss)" in text
     assert "t over n = 2 seeds' paired differences" in text
+
+
+def test_cifar100_findings_set_the_dropout_arms_training_accuracy_beside_its_validation_and_chance():
+    # The standard run of the student's post-add dropout learned a little in training mode (3.8%) while
+    # its validation, in inference mode, stayed at chance (1%): the line puts the three side by side.
+    results = _cifar100({R18: [0.30, 0.31], R18_DROPOUT: [0.011, 0.012], R20: [0.25, 0.25]},
+                        {R18: [0.60, 0.60], R18_DROPOUT: [0.05, 0.05], R20: [0.5, 0.5]})
+    for record, (train, val) in zip(results[R18_DROPOUT].records, ((0.038, 0.010), (0.036, 0.012))):
+        record.history["accuracy"] = [0.02, train]
+        record.history["val_accuracy"] = [0.011, val]
+    text = findings.cifar100_findings(results)
+    assert ("- **resnet18 + dropout 0.5 after add** at its last epoch: running training accuracy (training mode, "
+            "dropout on) 3.7 +- 0.1 (n = 2), validation accuracy (inference mode) 1.1 +- 0.1 (n = 2); chance is 1.0%."
+            ) in text

@@ -4,7 +4,9 @@ Each weight layer's gradient norm on a fixed batch (``batch_size`` training
 images chosen class-stratified by ``helpers.training.measurement_indices``,
 the same in every run; not augmented; in training mode) before the first step and
 after every epoch, and for epsilon-ResNets every block's gate and largest
-residual response. Computed with ``model.stateless_call`` (and, for the
+residual response (for an epsilon-ResNet built without gates, epsilon 0,
+the largest residual responses alone, in inference and training mode: what
+a gate would have compared with epsilon). Computed with ``model.stateless_call`` (and, for the
 training-mode gates, with batch norm's statistics put back afterwards), so
 diagnostics never change batch-norm statistics or random-number state:
 turning them off changes nothing else.
@@ -21,7 +23,7 @@ import tensorflow as tf
 from keras import ops
 
 from helpers.compilation import CompiledModel, is_decayed_variable, layer_key
-from helpers.models import GATE_SUFFIX, gate_layer_names
+from helpers.models import ADD_SUFFIX, GATE_SUFFIX, gate_layer_names, residual_add_layer_names
 
 # ---------------------------------------------------------------------------
 # Gate probes
@@ -46,6 +48,35 @@ def _gate_residuals(model: keras.Model, images, training: bool) -> list:
     if len(names) == 1 and not isinstance(residuals, (list, tuple)):
         residuals = [residuals]
     return list(zip(names, residuals))
+
+
+_ADD_PROBES: "weakref.WeakKeyDictionary[keras.Model, keras.Model]" = weakref.WeakKeyDictionary()
+
+
+def block_responses(model: keras.Model, images, training: bool = False) -> dict[str, float]:
+    """Returns each block's largest residual response ``max |F|`` on one batch, read at its addition.
+
+    For nets without gates (an epsilon-ResNet with epsilon 0): F is the
+    addition's second input. The same block names as :func:`gate_responses`
+    (``"stage2_block3"``); empty for nets without ``<block>_add`` layers.
+    ``training=True`` updates batch norm's moving statistics: save and restore
+    them around the call (`Diagnostics` does).
+
+    Used in: 06_sparse_gates
+    """
+    names = residual_add_layer_names(model)
+    if not names:
+        return {}
+    probe = _ADD_PROBES.get(model)
+    if probe is None:
+        inputs = [model.get_layer(name).input[1] for name in names]
+        probe = keras.Model(model.input, inputs, name=f"{model.name}_add_probe")
+        _ADD_PROBES[model] = probe
+    residuals = probe(ops.convert_to_tensor(images, dtype="float32"), training=training)
+    if len(names) == 1 and not isinstance(residuals, (list, tuple)):
+        residuals = [residuals]
+    return {name[: -len(ADD_SUFFIX)]: float(ops.convert_to_numpy(ops.max(ops.abs(ops.cast(residual, "float32")))))
+            for name, residual in zip(names, residuals)}
 
 
 def gate_states(model: keras.Model, images, training: bool = False) -> dict[str, float]:
@@ -106,10 +137,13 @@ class Diagnostics:
         labels: Its integer labels.
         record_gradients: Measure gradient norms (gates are measured whenever
             the model has gates).
+        record_block_responses: For a net without gates, measure each
+            block's largest residual response in inference and training mode
+            (``helpers.records.measures_block_responses`` says which runs do).
     """
 
     def __init__(self, compiled: CompiledModel, images: np.ndarray, labels: np.ndarray,
-                 record_gradients: bool):
+                 record_gradients: bool, record_block_responses: bool = False):
         self.model = compiled.model
         self.images = tf.constant(images)
         self.labels = tf.constant(labels)
@@ -122,6 +156,7 @@ class Diagnostics:
         self.layer_names = [layer_key(variables[i]) for i in self.kernel_indices]
         self._gradient_function = None
         self.gate_names = list(gate_layer_names(self.model))
+        self.record_block_responses = bool(record_block_responses) and not self.gate_names
 
     def _data_loss(self, labels, outputs):
         if len(self.output_names) == 1:
@@ -169,22 +204,29 @@ class Diagnostics:
             return {}
         return {str(k): float(v) for k, v in gate_states(self.model, self.images).items()}
 
-    def gate_states_in_training_mode(self) -> dict[str, float]:
-        """The gates as ``fit`` sees them: batch norm on the batch's statistics.
-
-        A training-mode call updates batch norm's moving statistics, so they
-        are saved first and put back after: the run is left as it was.
-        """
-        if not self.gate_names:
-            return {}
+    def _in_training_mode(self, function):
+        # A training-mode call updates batch norm's moving statistics, so they
+        # are saved first and put back after: the run is left as it was.
         saved = [(variable, np.array(variable.numpy(), copy=True))
                  for variable in self.model.non_trainable_variables]
         try:
-            states = gate_states(self.model, self.images, training=True)
+            return function(self.model, self.images, training=True)
         finally:
             for variable, value in saved:
                 variable.assign(value)
-        return {str(k): float(v) for k, v in states.items()}
+
+    def gate_states_in_training_mode(self) -> dict[str, float]:
+        """The gates as ``fit`` sees them: batch norm on the batch's statistics."""
+        if not self.gate_names:
+            return {}
+        return {str(k): float(v) for k, v in self._in_training_mode(gate_states).items()}
+
+    def block_responses(self) -> tuple[dict[str, float], dict[str, float]]:
+        """({block: largest |F|} in inference mode, the same in training mode); empty when not recorded."""
+        if not self.record_block_responses:
+            return {}, {}
+        inference = block_responses(self.model, self.images)
+        return inference, self._in_training_mode(block_responses)
 
     def gate_responses(self) -> dict[str, float]:
         """{block: largest |F|}, the number each gate compares with epsilon."""
@@ -217,3 +259,10 @@ class Diagnostics:
             diagnostics.setdefault("discarded_blocks_training", []).append(
                 int(sum(1 for value in training_gates.values() if value == 0.0))
             )
+        inference, training_mode = self.block_responses()
+        if inference:
+            diagnostics.setdefault("block_response_epochs", []).append(epoch)
+            for key, values in (("block_responses", inference), ("block_responses_training", training_mode)):
+                store = diagnostics.setdefault(key, {})
+                for name, value in values.items():
+                    store.setdefault(name, []).append(value)

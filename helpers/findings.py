@@ -670,13 +670,67 @@ def _when_closed_line(result) -> str | None:
     return text
 
 
+def _span(values) -> str:
+    return f"{min(values):.3g}-{max(values):.3g}"
+
+
+def _ungated_response_lines(results) -> list[str]:
+    """What the ungated arm's block responses say about any epsilon at this budget.
+
+    A gate is open at initialisation, in both modes, exactly when epsilon is
+    below the block's response before training; it is shut after training
+    when epsilon is at or above its response (at inference) then. So some
+    epsilon keeps every gate open at initialisation and shuts one by the end
+    exactly when the smallest response after training is below the smallest
+    before it. Read from an ungated run, where no gate has steered training.
+    """
+    lines = []
+    for key, result in results.items():
+        if _depth_and_epsilon(key, result)[1] > 0:
+            continue
+        records = [record for record in result.completed if (record.diagnostics or {}).get("block_responses")]
+        if not records:
+            continue
+        before_training, before_inference, after_training, after_inference, verdicts = [], [], [], [], []
+        for record in records:
+            inference = [values for values in record.diagnostics["block_responses"].values() if values]
+            training = [values for values in (record.diagnostics.get("block_responses_training") or {}).values()
+                        if values]
+            before_inference += [values[0] for values in inference]
+            after_inference += [values[-1] for values in inference]
+            before_training += [values[0] for values in training]
+            after_training += [values[-1] for values in training]
+            smallest_before = min([values[0] for values in inference] + [values[0] for values in training])
+            smallest_after = min(values[-1] for values in inference)
+            verdicts.append((seed_of(record), smallest_before, smallest_after))
+        text = (f"- Without gates, {bold(result)}'s blocks' largest residual responses |F| on the same batch: before "
+                f"training {_span(before_training)} in training mode (as `fit` sees them) and "
+                f"{_span(before_inference)} at inference; after training {_span(after_training)} and "
+                f"{_span(after_inference)}.")
+        pairs = [(seed, f"smallest {before:.3g} before, {after:.3g} after") for seed, before, after in verdicts]
+        text += f" Per seed: {by_seed(pairs)}."
+        if all(after >= before for _, before, after in verdicts):
+            text += (" No block's response falls below the smallest one at initialisation, so at this budget no "
+                     "epsilon keeps every gate open at initialisation and shuts one through training: the responses "
+                     "grow with training here rather than shrink, as the paper's gates need over hundreds of epochs "
+                     "of weight decay.")
+        else:
+            open_seeds = [(seed, f"{after:.3g} to {before:.3g}") for seed, before, after in verdicts if after < before]
+            text += (" An epsilon between the two would keep every gate open at initialisation and shut at least "
+                     f"one block by the end of this ungated run: {by_seed(open_seeds)}.")
+        lines.append(text)
+    return lines
+
+
 def gate_findings(results: Mapping[tuple, object], full_recipe=None, full_steps_per_epoch: int | None = None) -> str:
     """Blocks discarded and why, blow-ups flagged, and each gated arm against the ungated one.
 
     Per arm over seeds: blocks discarded at the end; each block's recorded
     response against epsilon before and after training, and the count gated
     off in training mode against inference; which discarded blocks were
-    already shut before training and which closed during it; how much weight decay alone
+    already shut before training and which closed during it; for an ungated
+    arm that recorded its blocks' responses, whether any epsilon would keep
+    every gate open at initialisation yet shut one by the end; how much weight decay alone
     would shrink an unused branch over this run (and over ``full_recipe``,
     a configuration of the full profile, with ``full_steps_per_epoch``).
     A run whose validation loss is non-finite or above ten times its
@@ -706,6 +760,7 @@ def gate_findings(results: Mapping[tuple, object], full_recipe=None, full_steps_
             blown[key] = True
             lines.append(f"- **Blown up**: {bold(result)} on {len(reasons)} of {result.n} seeds: "
                          f"{by_seed(reasons)}. Its test accuracy reflects the blow-up, not an effect of the gates.")
+    lines.extend(_ungated_response_lines(results))
     gated = [result for key, result in results.items() if _depth_and_epsilon(key, result)[1] > 0
              and any(record.diagnostics.get("gate_responses") for record in result.completed)]
     if gated:

@@ -70,6 +70,7 @@ INPUT_SHAPE = (32, 32, 3)
 LOGITS_NAME = "logits"
 SIDE_LOGITS_NAME = "side_logits"
 GATE_SUFFIX = "_gate"
+ADD_SUFFIX = "_add"
 KERNEL_INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform")
 VGG_HEADS = ("linear", "vgg")
 SHORTCUTS = ("A", "B")
@@ -312,7 +313,7 @@ def _finish_block(x, residual, shortcut, prefix, settings, post_activation):
     if settings.plain:
         out = residual
     else:
-        out = layers.Add(name=f"{prefix}_add")([shortcut, residual])
+        out = layers.Add(name=f"{prefix}{ADD_SUFFIX}")([shortcut, residual])
     if post_activation:
         out = layers.ReLU(name=f"{prefix}_out")(out)
     if settings.post_add_dropout > 0:
@@ -846,6 +847,20 @@ def describe_models(num_classes: tuple[int, ...] = (10, 100)) -> dict[str, dict]
 
 # --------------------------------------------------------------------------
 # Gates (their probes, which run the model, are in helpers.diagnostics)
+
+
+def residual_add_layer_names(model: keras.Model) -> list[str]:
+    """Returns the names of the blocks' shortcut additions (``<block>_add``), in network order.
+
+    The residual branch F of a block is the addition's second input (the
+    first is the shortcut), so an ungated net's responses can be read there
+    without changing the net. In a gated net that input is the gate's output,
+    not F: use `gate_layer_names` there.
+
+    Used in: 06_sparse_gates
+    """
+    return [layer.name for layer in _flat_layers(model)
+            if isinstance(layer, keras.layers.Add) and layer.name.endswith(ADD_SUFFIX)]
 
 
 def gate_layer_names(model: keras.Model) -> list[str]:

@@ -41,8 +41,11 @@ RECORD_FILE_NAME = "record.json"
 # stored sorted by class are one or two classes. 2: a class-stratified,
 # seeded subset (``helpers.training.measurement_indices``). A finished
 # record of version 1 that holds such measurements is not served from the
-# cache (:func:`stale_measurements`); its run id stays the same.
-MEASUREMENT_VERSION = 2
+# cache (:func:`stale_measurements`); its run id stays the same. 3: an
+# epsilon-ResNet built without gates (epsilon 0) also records its blocks'
+# largest residual responses (:func:`measures_block_responses`); a version-2
+# record of such a run lacks them and is retrained.
+MEASUREMENT_VERSION = 3
 
 # A finished result: served from the cache instead of training again.
 FINISHED_STATUSES = ("completed", "diverged")
@@ -583,6 +586,35 @@ def list_records(
     return records
 
 
+def measures_block_responses(config: ExperimentConfig) -> bool:
+    """Whether a run records its blocks' residual responses without gates: an epsilon-ResNet at epsilon 0.
+
+    06_sparse_gates sets them against the gated arms' responses: whether any
+    epsilon would keep every gate open at initialisation yet shut one by the
+    end of training.
+
+    Used in: helpers.training.train, :func:`stale_measurements`
+    """
+    from helpers.model_registry import DEFAULT_EPSILON
+
+    if not str(config.model).startswith("eps_resnet"):
+        return False
+    return float(dict(config.model_options).get("epsilon", DEFAULT_EPSILON)) == 0.0
+
+
+def checkpoint_must_restart(config: ExperimentConfig, measurement_version: int) -> bool:
+    """Whether a checkpoint written at ``measurement_version`` must restart ``config``'s run.
+
+    Version 1 measured on the first training images: always restart. Version
+    2 lacks block responses where :func:`measures_block_responses` wants them.
+
+    Used in: helpers.training.train
+    """
+    if measurement_version < 2:
+        return True
+    return measurement_version < 3 and measures_block_responses(config)
+
+
 def stale_measurements(record: RunRecord) -> str | None:
     """Why a record's training-image measurements must be taken again, or None.
 
@@ -596,6 +628,11 @@ def stale_measurements(record: RunRecord) -> str | None:
     Used in: helpers.runs.cached_record, helpers.committed
     """
     if record.measurement_version >= MEASUREMENT_VERSION:
+        return None
+    if record.measurement_version >= 2:
+        if measures_block_responses(record.config) and not (record.diagnostics or {}).get("block_responses"):
+            return (f"it holds no residual responses of its blocks (measurement version "
+                    f"{record.measurement_version}), which an epsilon-ResNet without gates now records")
         return None
     measured = [name.replace("_", " ") for name in ("gradient_norms", "gates")
                 if (record.diagnostics or {}).get(name)]

@@ -59,7 +59,8 @@ from helpers.experiment import ExperimentConfig
 from helpers.pipeline import make_dataset, make_splits
 from helpers.progress import Reporter, resolve_progress
 from helpers.data import stratified_split
-from helpers.records import (MEASUREMENT_VERSION, RECORD_FILE_NAME, RunRecord, labels_digest, load_record, pack_bits,
+from helpers.records import (MEASUREMENT_VERSION, RECORD_FILE_NAME, RunRecord, checkpoint_must_restart,
+                             labels_digest, load_record, measures_block_responses, pack_bits,
                              pack_classes)
 from helpers.runs import RunData, as_run_data, content_digest, load_run_data
 from helpers.schedules import lr_find, make_schedule
@@ -414,11 +415,12 @@ def train(config: ExperimentConfig, run_data: RunData, *, run_id: str, run_dir: 
     if not resume:
         checkpointer.remove_all()
     latest = checkpointer.latest() if resume else None
-    if latest is not None and latest.state.get("measurement_version", 1) < MEASUREMENT_VERSION:
-        # Its history and diagnostics were measured on the first images: start over.
-        reporter.warn(f"[{run_id}] the checkpoint after epoch {latest.epochs_completed} measured on the first "
-                      f"training images (measurement version {latest.state.get('measurement_version', 1)}); "
-                      f"training from the start instead of resuming.")
+    if latest is not None and checkpoint_must_restart(config, latest.state.get("measurement_version", 1)):
+        version = latest.state.get("measurement_version", 1)
+        what = ("measured on the first training images" if version < 2
+                else "holds no residual responses of its blocks from before training")
+        reporter.warn(f"[{run_id}] the checkpoint after epoch {latest.epochs_completed} {what} (measurement "
+                      f"version {version}); training from the start instead of resuming.")
         checkpointer.remove_all()
         latest = None
     saved_state = latest.state if latest is not None else {}
@@ -447,7 +449,8 @@ def train(config: ExperimentConfig, run_data: RunData, *, run_id: str, run_dir: 
         probe = measurement_indices(run_data.y_train, config.batch_size)
         fixed_images = _normalised(run_data.x_train[probe], pipelines.mean, pipelines.std)
         fixed_labels = run_data.y_train[probe].astype(np.int32)
-        diagnostics = Diagnostics(compiled, fixed_images, fixed_labels, config.record_gradient_norms)
+        diagnostics = Diagnostics(compiled, fixed_images, fixed_labels, config.record_gradient_norms,
+                                  record_block_responses=measures_block_responses(config))
 
         state = TrainingState(
             config=config, run_id=run_id, run_dir=run_dir, record=record, compiled=compiled,

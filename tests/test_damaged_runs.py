@@ -20,7 +20,7 @@ import pytest
 
 from helpers import engine
 from helpers.checkpoints import Checkpointer, RunLock
-from helpers.records import RunRecord, load_record
+from helpers.records import MEASUREMENT_VERSION, RunRecord, load_record
 from tests.engine_helpers import PROJECT_ROOT, synthetic_cifar, tiny_config
 
 
@@ -281,7 +281,7 @@ def test_a_checkpoint_measured_on_the_first_images_restarts_the_run_and_says_so(
     run_dir = _train_and_stop_after(1, config, tmp_path, data10, monkeypatch)
     state = run_dir / "ckpt-0001" / "state.json"
     payload = json.loads(state.read_text())
-    assert payload.pop("measurement_version") == 2
+    assert payload.pop("measurement_version") == MEASUREMENT_VERSION
     state.write_text(json.dumps(payload))
     capsys.readouterr()
 
@@ -291,3 +291,21 @@ def test_a_checkpoint_measured_on_the_first_images_restarts_the_run_and_says_so(
     assert record.status == "completed" and record.history["epoch"] == [1, 2]
     assert [session["start_epoch"] for session in record.sessions] == [0]
     assert len(record.diagnostics["gradient_norm_epochs"]) == 3  # 0, 1, 2: measured once each
+
+def test_an_ungated_eps_resnet_checkpoint_without_block_responses_restarts_the_run(tmp_path, data10, monkeypatch,
+                                                                                capsys):
+    # Its responses before training were never taken, and resuming cannot take them.
+    config = tiny_config(model="eps_resnet20", num_epochs=2, model_options={"width_multiplier": 0.25, "epsilon": 0.0})
+    run_dir = _train_and_stop_after(1, config, tmp_path, data10, monkeypatch)
+    state = run_dir / "ckpt-0001" / "state.json"
+    payload = json.loads(state.read_text())
+    payload["measurement_version"] = 2
+    state.write_text(json.dumps(payload))
+    capsys.readouterr()
+
+    record = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+    stderr = capsys.readouterr().err
+    assert "holds no residual responses of its blocks" in stderr and "training from the start" in stderr
+    assert record.status == "completed" and [session["start_epoch"] for session in record.sessions] == [0]
+    assert record.diagnostics["block_response_epochs"] == [0, 1, 2]
+

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from helpers.experiment import ExperimentConfig, FrozenOptions
-from helpers.records import RunRecord, list_records, load_record
+from helpers.records import MEASUREMENT_VERSION, RunRecord, list_records, load_record
 from tests.engine_helpers import (
     PROJECT_ROOT,
     python_command,
@@ -427,6 +427,44 @@ def test_training_mode_gate_diagnostic_leaves_the_model_unchanged(tmp_path, data
     assert not all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.variables))
 
 
+def test_ungated_eps_resnet_records_its_blocks_responses_as_a_gated_twin_would_see_them(tmp_path, data10):
+    import numpy as np
+
+    from helpers import engine
+    from helpers.compilation import compile_model
+    from helpers.diagnostics import Diagnostics, block_responses, gate_responses
+
+    options = {"width_multiplier": 0.25}
+    record = engine.run(tiny_config(model="eps_resnet20", num_epochs=1, model_options={**options, "epsilon": 0.0}),
+                        runs_dir=tmp_path, data=data10, progress=False)
+    diagnostics = record.diagnostics
+    assert "gates" not in diagnostics and diagnostics["block_response_epochs"] == [0, 1]
+    for key in ("block_responses", "block_responses_training"):
+        assert list(diagnostics[key])[:2] == ["stage1_block1", "stage1_block2"] and len(diagnostics[key]) == 9
+        assert all(len(values) == 2 and all(v > 0 for v in values) for values in diagnostics[key].values())
+    # Other nets record none.
+    plain = engine.run(tiny_config(num_epochs=1), runs_dir=tmp_path, data=data10, progress=False)
+    assert "block_responses" not in plain.diagnostics
+
+    # What the ungated net records at its additions is what a gated twin with the same weights
+    # compares with epsilon, in both modes; the training-mode reading leaves the model as it was.
+    ungated = compile_model(tiny_config(model="eps_resnet20", model_options={**options, "epsilon": 0.0}), 10, 1)
+    gated = compile_model(tiny_config(model="eps_resnet20", model_options={**options, "epsilon": 1e-3}), 10, 1)
+    gated.model.set_weights(ungated.model.get_weights())
+    images = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
+    probe = Diagnostics(ungated, images, np.zeros(8, dtype="int64"), False, record_block_responses=True)
+    before = [v.numpy().copy() for v in ungated.model.variables]
+    inference, training_mode = probe.block_responses()
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, ungated.model.variables))
+    assert inference == pytest.approx(gate_responses(gated.model, images), rel=1e-5)
+    assert training_mode == pytest.approx(gate_responses(gated.model, images, training=True), rel=1e-5)
+    assert training_mode == pytest.approx(block_responses(ungated.model, images, training=True), rel=1e-5)
+    assert inference != pytest.approx(training_mode, rel=1e-3)  # the two modes differ before training
+    # A gated net's Diagnostics records gates, not block responses.
+    assert Diagnostics(gated, images, np.zeros(8, dtype="int64"), False,
+                       record_block_responses=True).block_responses() == ({}, {})
+
+
 def test_cli_train_prints_one_json_record_and_then_serves_the_cache(tmp_path):
     from tests.cifar_fixtures import write_cifar10_python
 
@@ -627,9 +665,9 @@ def test_measurements_on_training_images_cover_every_class_of_class_sorted_data(
     probes = []
     real = training.Diagnostics
 
-    def spy(compiled, images, labels, record_gradients):
+    def spy(compiled, images, labels, record_gradients, **options):
         probes.append(np.asarray(labels))
-        return real(compiled, images, labels, record_gradients)
+        return real(compiled, images, labels, record_gradients, **options)
 
     monkeypatch.setattr(training, "Diagnostics", spy)
     from helpers import engine
@@ -637,8 +675,8 @@ def test_measurements_on_training_images_cover_every_class_of_class_sorted_data(
     record = engine.run(tiny_config(num_epochs=1, train_eval_size=64), runs_dir=tmp_path, data=data, progress=False)
     assert len(probes) == 1 and len(probes[0]) == 32
     assert len(set(probes[0].tolist())) >= 8  # the gradient-norm batch: 32 images of (nearly) every class
-    assert record.measurement_version == 2 and record.diagnostics["gradient_norms"]
-    assert json.loads(Path(record.path).read_text())["measurement_version"] == 2
+    assert record.measurement_version == MEASUREMENT_VERSION and record.diagnostics["gradient_norms"]
+    assert json.loads(Path(record.path).read_text())["measurement_version"] == MEASUREMENT_VERSION
 
 
 def test_records_measured_on_the_first_images_are_retrained_under_the_same_id(tmp_path, data10, capsys):
@@ -655,7 +693,7 @@ def test_records_measured_on_the_first_images_are_retrained_under_the_same_id(tm
     again = engine.run(config, runs_dir=tmp_path, data=data10, progress=True)
     assert again.run_id == first.run_id and "the old record" not in again.notes  # retrained, same id
     assert "measured on the first training images" in capsys.readouterr().err
-    assert load_record(path).measurement_version == 2
+    assert load_record(path).measurement_version == MEASUREMENT_VERSION
     # A version-1 record without such measurements is still served as it is.
     quiet = tiny_config(num_epochs=1, record_gradient_norms=False, learning_rate=0.02)
     plain = engine.run(quiet, runs_dir=tmp_path, data=data10, progress=False)
@@ -665,6 +703,44 @@ def test_records_measured_on_the_first_images_are_retrained_under_the_same_id(tm
     Path(plain.path).write_text(json.dumps(payload))
     served = engine.run(quiet, runs_dir=tmp_path, data=data10, progress=False)
     assert served.measurement_version == 1 and served.notes == ["the old record"]
+
+
+def test_ungated_eps_resnet_records_without_block_responses_are_retrained_under_the_same_id(tmp_path, data10,
+                                                                                           capsys):
+    from helpers import engine
+    from helpers.records import checkpoint_must_restart, measures_block_responses, stale_measurements
+
+    ungated = tiny_config(model="eps_resnet20", num_epochs=1, model_options={"width_multiplier": 0.25, "epsilon": 0.0})
+    assert measures_block_responses(ungated)
+    assert not measures_block_responses(ungated.with_model_options(epsilon=8.0))
+    assert not measures_block_responses(ungated.replace(model_options={"width_multiplier": 0.25}))  # default 2.5
+    assert not measures_block_responses(tiny_config())
+    assert checkpoint_must_restart(ungated, 2) and checkpoint_must_restart(tiny_config(), 1)
+    assert not checkpoint_must_restart(tiny_config(), 2) and not checkpoint_must_restart(ungated, 3)
+
+    first = engine.run(ungated, runs_dir=tmp_path, data=data10, progress=False)
+    path = Path(first.path)
+    payload = json.loads(path.read_text())
+    payload["measurement_version"] = 2  # as written before block responses were recorded
+    for key in ("block_responses", "block_responses_training", "block_response_epochs"):
+        del payload["diagnostics"][key]
+    payload["notes"] = ["the old record"]
+    path.write_text(json.dumps(payload))
+    assert "holds no residual responses of its blocks" in stale_measurements(load_record(path))
+    capsys.readouterr()
+    again = engine.run(ungated, runs_dir=tmp_path, data=data10, progress=True)
+    assert again.run_id == first.run_id and "the old record" not in again.notes
+    assert "holds no residual responses of its blocks" in capsys.readouterr().err
+    assert again.diagnostics["block_responses"] and again.measurement_version == MEASUREMENT_VERSION
+    # A version-2 record of any other net is served as it is.
+    other = tiny_config(num_epochs=1, learning_rate=0.02)
+    plain = engine.run(other, runs_dir=tmp_path, data=data10, progress=False)
+    payload = json.loads(Path(plain.path).read_text())
+    payload["measurement_version"] = 2
+    payload["notes"] = ["the old record"]
+    Path(plain.path).write_text(json.dumps(payload))
+    served = engine.run(other, runs_dir=tmp_path, data=data10, progress=False)
+    assert served.measurement_version == 2 and served.notes == ["the old record"]
 
 
 def test_cli_onecycle_without_lr_takes_its_peak_from_the_range_test(tmp_path, monkeypatch, capsys):

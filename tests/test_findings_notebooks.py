@@ -706,3 +706,32 @@ def test_cifar100_findings_set_the_dropout_arms_training_accuracy_beside_its_val
     assert ("- **resnet18 + dropout 0.5 after add** at its last epoch: running training accuracy (training mode, "
             "dropout on) 3.7 +- 0.1 (n = 2), validation accuracy (inference mode) 1.1 +- 0.1 (n = 2); chance is 1.0%."
             ) in text
+
+
+def _with_block_responses(results, inference, training):
+    for record in results[(DEPTH, 0.0)].completed:
+        record.diagnostics = {"block_responses": inference, "block_responses_training": training,
+                              "block_response_epochs": list(range(len(next(iter(inference.values())))))}
+    return results
+
+
+def test_gate_findings_read_the_ungated_arms_block_responses_against_any_epsilon():
+    # Responses grow with training (the standard run's case): no epsilon keeps every gate open at
+    # initialisation and shuts one through training.
+    growing = _with_block_responses(_gates({}), {"stage1_block1": [7.0, 9.0, 12.0], "stage2_block1": [30.0, 10.0, 9.5]},
+                                    {"stage1_block1": [6.4, 8.0, 12.1], "stage2_block1": [8.0, 9.0, 9.0]})
+    text = findings.gate_findings(growing)
+    line = next(line for line in text.splitlines() if line.startswith("- Without gates"))
+    assert line.startswith(f"- Without gates, **depth {DEPTH}, eps 0**'s blocks' largest residual responses |F| on "
+                           "the same batch: before training 6.4-8 in training mode (as `fit` sees them) and 7-30 at "
+                           "inference; after training 9-12.1 and 9.5-12.")
+    assert "Per seed: smallest 6.4 before, 9.5 after on every seed." in line
+    assert "so at this budget no epsilon keeps every gate open at initialisation and shuts one through training" in line
+    # A block that shrinks below the smallest initial response: the epsilon range that would show it.
+    shrinking = _with_block_responses(_gates({}), {"stage1_block1": [7.0, 6.0, 5.0], "stage2_block1": [30.0, 10.0, 9.5]},
+                                      {"stage1_block1": [6.4, 6.0, 5.2], "stage2_block1": [8.0, 9.0, 9.0]})
+    line = next(line for line in findings.gate_findings(shrinking).splitlines() if line.startswith("- Without gates"))
+    assert line.endswith("An epsilon between the two would keep every gate open at initialisation and shut at least "
+                         "one block by the end of this ungated run: 5 to 6.4 on every seed.")
+    # Records without block responses (written before they were recorded) add no line.
+    assert "- Without gates" not in findings.gate_findings(_gates({}))

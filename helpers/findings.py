@@ -670,8 +670,13 @@ def _when_closed_line(result) -> str | None:
     return text
 
 
+def _size(value: float) -> str:
+    # Three significant figures, without an exponent for the responses in the thousands.
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
 def _span(values) -> str:
-    return f"{min(values):.3g}-{max(values):.3g}"
+    return f"{_size(min(values))}-{_size(max(values))}"
 
 
 def _ungated_response_lines(results) -> list[str]:

@@ -201,8 +201,9 @@ def onecycle_peak_from_range_test(config, runs_dir=None, progress="auto"):
     The test runs on ``config`` itself (its model, data, batch, weight decay
     and label smoothing) for ``ONECYCLE_RANGE_TEST_ITERATIONS`` steps, and
     is cached under ``<runs_dir>/lr_find/`` like 05_cyclical_lr's, so a
-    second call costs nothing. The peak is the rate at the smoothed loss's
-    minimum (``helpers.range_reading.read_range_test``).
+    second call costs nothing. The peak is the rate where the smoothed loss
+    stops falling: its minimum before it first climbs back
+    (``helpers.range_reading.read_range_test``).
 
     Used in: ``python -m helpers train --schedule onecycle`` without ``--lr``
     """

@@ -13,6 +13,16 @@ import numpy as np
 # How far above its minimum the smoothed loss may climb before a rate counts
 # as past the edge (read_range_test's high rate).
 HIGH_LOSS_MARGIN = 0.10
+# Where the loss "stops falling" (read_range_test's maximum rate): the first
+# minimum after which the smoothed loss climbs back by more than this share
+# of the drop it has made from its start, once it has made half its drop. A
+# curve can dip again at rates past that climb (a batch-normalised ResNet's
+# often does, near the end of the ramp); a deeper second dip is not where
+# the loss stopped falling.
+CLIMB_SHARE = 0.10
+# The start of the curve: the median of its first tenth (the bias-corrected
+# smoothing is noisy over the first steps).
+START_SHARE = 0.10
 # The highest rate read_range_test calls "high": the peak of Smith & Topin's
 # super-convergence runs (2019, CLR between 0.1 and 3.0 for ResNet-56). A
 # batch-normalised ResNet's range test can stay low to the end of the ramp
@@ -25,7 +35,9 @@ class RangeTestReading:
 
     Attributes:
         base_learning_rate: A quarter of ``max_learning_rate``.
-        max_learning_rate: The rate at the smoothed loss's minimum.
+        max_learning_rate: The rate where the smoothed loss stops falling:
+            its minimum before it first climbs back (see
+            :func:`read_range_test`).
         high_learning_rate: The largest rate past the minimum before the
             smoothed loss first climbs more than ``HIGH_LOSS_MARGIN`` (10%)
             above its minimum, at most ``HIGH_RATE_CAP`` (3).
@@ -40,11 +52,17 @@ def read_range_test(learning_rates, smoothed_losses) -> RangeTestReading:
     """Smith's reading of an LR range test's smoothed loss curve.
 
     * The maximum rate is where the loss stops falling: the rate at the
-      smoothed loss's minimum. Smith (2017, section 3.3) sets ``max_lr``
-      where "the accuracy slows, becomes ragged, or starts to fall", and
-      Smith (2018, section 4.1) calls the rate at the loss's minimum "the
-      largest value that can be used as the learning rate for the maximum
-      bound with cyclical learning rates".
+      smoothed loss's minimum before it first climbs back. Smith (2017,
+      section 3.3) sets ``max_lr`` where "the accuracy slows, becomes
+      ragged, or starts to fall", and Smith (2018, section 4.1) calls the
+      rate at the loss's minimum "the largest value that can be used as the
+      learning rate for the maximum bound with cyclical learning rates".
+      "Climbs back" means: once the loss has made half of its drop (from the
+      median of the curve's first tenth to its lowest value), it rises more
+      than ``CLIMB_SHARE`` (a tenth) of that drop above its lowest value so
+      far. A later, deeper dip at rates past such a climb (batch-normalised
+      ResNets often show one near the end of the ramp) is past the edge,
+      not the maximum rate; the global minimum would read it as one.
     * The base rate is a quarter of it ("set base_lr to 1/3 or 1/4 of
       max_lr", Smith 2017).
     * The high rate, for super-convergence (Smith & Topin 2019, whose range
@@ -75,10 +93,32 @@ def read_range_test(learning_rates, smoothed_losses) -> RangeTestReading:
     if not finite.any():
         raise ValueError("The range test recorded no finite loss. Received: "
                          f"{losses.size} losses, none finite")
-    best = int(np.nanargmin(np.where(finite, losses, np.inf)))
+    best = _first_minimum(losses, finite)
     ceiling = losses[best] + HIGH_LOSS_MARGIN * abs(losses[best])
     above = np.nonzero(~(losses[best:] <= ceiling))[0]  # NaN counts as above
     edge = best + int(above[0]) - 1 if above.size else rates.size - 1
     peak = float(rates[best])
     high = max(min(float(rates[max(edge, best)]), HIGH_RATE_CAP), peak)
     return RangeTestReading(base_learning_rate=peak / 4.0, max_learning_rate=peak, high_learning_rate=high)
+
+
+def _first_minimum(losses: np.ndarray, finite: np.ndarray) -> int:
+    """The index of the smoothed loss's minimum before it first climbs back (see read_range_test)."""
+    filled = np.where(finite, losses, np.inf)
+    lowest = float(np.min(filled))
+    head = losses[: max(1, int(round(START_SHARE * losses.size)))]
+    head = head[np.isfinite(head)]
+    start = float(np.median(head)) if head.size else lowest
+    drop = start - lowest
+    if not drop > 0:
+        return int(np.argmin(filled))
+    running = np.inf
+    for index, value in enumerate(losses):
+        if not np.isfinite(value):
+            break  # NaN or a blow-up ends the usable curve
+        if running <= start - 0.5 * drop and value > running + CLIMB_SHARE * drop:
+            break
+        running = min(running, value)
+    else:
+        index = losses.size
+    return int(np.argmin(filled[:max(index, 1)]))

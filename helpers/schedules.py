@@ -1095,8 +1095,9 @@ class LrFindResult:
             update.
         smoothed_losses: Bias-corrected exponential moving average of
             ``losses``.
-        suggested_max_learning_rate: The rate at the smoothed loss's minimum
-            (Smith's reading, :func:`read_range_test`).
+        suggested_max_learning_rate: The rate where the smoothed loss stops
+            falling, its minimum before it first climbs back (Smith's
+            reading, :func:`read_range_test`).
         suggested_base_learning_rate: ``suggested_max_learning_rate / 4``.
         stopped_early: True when the loss diverged before the last iteration.
 

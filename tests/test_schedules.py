@@ -766,7 +766,7 @@ def test_lr_find_bad_input():
             schedules.lr_find(model, batches(x, y), loss=LOSS, num_iterations=1)
 
 
-def test_read_range_test_reads_the_minimum_a_quarter_of_it_and_the_edge():
+def test_read_range_test_reads_the_first_minimum_a_quarter_of_it_and_the_edge():
     from helpers.range_reading import read_range_test
 
     rates = [0.001, 0.01, 0.1, 0.2, 0.4, 0.8, 1.6]
@@ -784,6 +784,15 @@ def test_read_range_test_reads_the_minimum_a_quarter_of_it_and_the_edge():
     assert read_range_test([0.1, 0.2], [2.0, 1.0]).high_learning_rate == 0.2
     # A non-finite loss after the minimum is past the edge.
     assert read_range_test([0.1, 0.2, 0.4], [2.0, 1.0, float("nan")]).high_learning_rate == 0.2
+    # A second, deeper dip past a climb (the shape of a range test with label smoothing 0.1 here:
+    # 2.276 at 0.17, 2.396 at 0.33, 2.274 at 5.4) is past the edge: the maximum stays at the first minimum.
+    rates = [1e-5, 1e-4, 1e-3, 1e-2, 0.17, 0.33, 0.67, 1.3, 2.7, 5.4]
+    double_dip = [3.31, 3.31, 3.0, 2.6, 2.276, 2.396, 2.39, 2.34, 2.30, 2.274]
+    assert read_range_test(rates, double_dip).max_learning_rate == 0.17
+    # A climb of less than a tenth of the drop is noise, not the edge ...
+    assert read_range_test(rates, [3.31, 3.31, 3.0, 2.6, 2.276, 2.33, 2.3, 2.28, 2.27, 2.26]).max_learning_rate == 5.4
+    # ... and so is a bump before the loss has made half its drop (the smoothing's noisy start).
+    assert read_range_test(rates, [3.31, 3.45, 3.0, 2.6, 2.276, 2.30, 2.29, 2.28, 2.27, 2.26]).max_learning_rate == 5.4
     with pytest.raises(ValueError, match="same, non-zero length"):
         read_range_test([0.1, 0.2], [1.0])
     with pytest.raises(ValueError, match="no finite loss"):

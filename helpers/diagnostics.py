@@ -29,28 +29,38 @@ from helpers.models import ADD_SUFFIX, GATE_SUFFIX, gate_layer_names, residual_a
 # Gate probes
 # ---------------------------------------------------------------------------
 
-# Probe models reading each gate's input, cached per model so that a call
-# per epoch does not rebuild them; weak keys let the models be collected.
-_GATE_PROBES: "weakref.WeakKeyDictionary[keras.Model, keras.Model]" = weakref.WeakKeyDictionary()
+# Probe models reading each block's residual F, cached per model and kind
+# (at the gates, at the additions) so that a call per epoch does not rebuild
+# them; weak keys let the models be collected.
+_PROBES: "dict[str, weakref.WeakKeyDictionary[keras.Model, keras.Model]]" = {
+    "gate": weakref.WeakKeyDictionary(), "add": weakref.WeakKeyDictionary()}
 
 
-def _gate_residuals(model: keras.Model, images, training: bool) -> list:
-    """(gate layer name, that block's residual F on ``images``) per gated block."""
-    names = gate_layer_names(model)
+def _residuals(model: keras.Model, images, training: bool, kind: str) -> list:
+    """(layer name, that block's residual F on ``images``) per block.
+
+    ``kind="gate"``: F is each `EpsilonGate`'s input. ``kind="add"``: F is
+    each ``<block>_add`` addition's second input (the first is the
+    shortcut), which is F itself only in a net without gates.
+    """
+    names = gate_layer_names(model) if kind == "gate" else residual_add_layer_names(model)
     if not names:
         return []
-    probe = _GATE_PROBES.get(model)
+    probe = _PROBES[kind].get(model)
     if probe is None:
-        gate_layers = [model.get_layer(gate_name) for gate_name in names]
-        probe = keras.Model(model.input, [layer.input for layer in gate_layers], name=f"{model.name}_gate_probe")
-        _GATE_PROBES[model] = probe
+        tensors = [model.get_layer(name).input if kind == "gate" else model.get_layer(name).input[1]
+                   for name in names]
+        probe = keras.Model(model.input, tensors, name=f"{model.name}_{kind}_probe")
+        _PROBES[kind][model] = probe
     residuals = probe(ops.convert_to_tensor(images, dtype="float32"), training=training)
     if len(names) == 1 and not isinstance(residuals, (list, tuple)):
         residuals = [residuals]
     return list(zip(names, residuals))
 
 
-_ADD_PROBES: "weakref.WeakKeyDictionary[keras.Model, keras.Model]" = weakref.WeakKeyDictionary()
+def _largest_responses(pairs, suffix: str) -> dict[str, float]:
+    return {name[: -len(suffix)]: float(ops.convert_to_numpy(ops.max(ops.abs(ops.cast(residual, "float32")))))
+            for name, residual in pairs}
 
 
 def block_responses(model: keras.Model, images, training: bool = False) -> dict[str, float]:
@@ -64,19 +74,7 @@ def block_responses(model: keras.Model, images, training: bool = False) -> dict[
 
     Used in: 06_sparse_gates
     """
-    names = residual_add_layer_names(model)
-    if not names:
-        return {}
-    probe = _ADD_PROBES.get(model)
-    if probe is None:
-        inputs = [model.get_layer(name).input[1] for name in names]
-        probe = keras.Model(model.input, inputs, name=f"{model.name}_add_probe")
-        _ADD_PROBES[model] = probe
-    residuals = probe(ops.convert_to_tensor(images, dtype="float32"), training=training)
-    if len(names) == 1 and not isinstance(residuals, (list, tuple)):
-        residuals = [residuals]
-    return {name[: -len(ADD_SUFFIX)]: float(ops.convert_to_numpy(ops.max(ops.abs(ops.cast(residual, "float32")))))
-            for name, residual in zip(names, residuals)}
+    return _largest_responses(_residuals(model, images, training, "add"), ADD_SUFFIX)
 
 
 def gate_states(model: keras.Model, images, training: bool = False) -> dict[str, float]:
@@ -101,7 +99,7 @@ def gate_states(model: keras.Model, images, training: bool = False) -> dict[str,
     Used in: 06_sparse_gates
     """
     states = {}
-    for gate_name, residual in _gate_residuals(model, images, training):
+    for gate_name, residual in _residuals(model, images, training, "gate"):
         gate = model.get_layer(gate_name).gate_value(residual)
         states[gate_name[: -len(GATE_SUFFIX)]] = float(ops.convert_to_numpy(gate))
     return states
@@ -117,9 +115,7 @@ def gate_responses(model: keras.Model, images, training: bool = False) -> dict[s
 
     Used in: 06_sparse_gates
     """
-    return {gate_name[: -len(GATE_SUFFIX)]: float(ops.convert_to_numpy(ops.max(ops.abs(
-                ops.cast(residual, "float32")))))
-            for gate_name, residual in _gate_residuals(model, images, training)}
+    return _largest_responses(_residuals(model, images, training, "gate"), GATE_SUFFIX)
 
 
 # ---------------------------------------------------------------------------

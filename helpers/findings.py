@@ -632,6 +632,7 @@ def _when_closed_line(result) -> str | None:
     beside.
     """
     at_start, during, reopened, training = [], [], [], []
+    shut_counts, closed_counts = [], []
     for record in result.completed:
         gates = (record.diagnostics or {}).get("gates") or {}
         gates = {block: values for block, values in gates.items() if values}
@@ -641,6 +642,8 @@ def _when_closed_line(result) -> str | None:
         shut = [block for block, values in gates.items() if values[0] == 0.0]
         closed = [block for block, values in gates.items() if values[0] != 0.0 and values[-1] == 0.0]
         opened = [block for block, values in gates.items() if values[0] == 0.0 and values[-1] != 0.0]
+        shut_counts.append(len(shut))
+        closed_counts.append(len(closed))
         at_start.append((seed, str(len(shut))))
         during.append((seed, f"{len(closed)}" + (f" ({', '.join(closed)})" if closed else "")))
         reopened.append((seed, str(len(opened))))
@@ -654,8 +657,8 @@ def _when_closed_line(result) -> str | None:
             f"shut before training but open at the end: {by_seed(reopened)}.")
     if training:
         text += f" Gated off in training mode, as `fit` sees them, before training and at the end: {by_seed(training)}."
-    any_shut = any(count != "0" for _, count in at_start)
-    every_closed = all(not text_.startswith("0") for _, text_ in during)
+    any_shut = any(shut_counts)
+    every_closed = all(closed_counts)
     if every_closed and not any_shut:
         text += " So on every seed the gates closed through training, none at initialisation."
     elif every_closed:

@@ -11,7 +11,10 @@ subprocess, so what is measured is exactly what a user types):
    each at the CLI's default budget (10 epochs, batch 128, all 45,000
    training images), each with its one-cycle peak read from its own LR range
    test as the CLI reads it. The pair with the highest final validation
-   accuracy is the choice; the test set plays no part in it.
+   accuracy is chosen; then, at that pair, each cycle shape of ``SHAPES``
+   (the schedule's own defaults, and Smith's proportions) is run and the one
+   with the highest final validation accuracy is chosen, one factor at a
+   time. The test set plays no part in either choice.
 2. **compare**: the CLI with no recipe option (its defaults,
    ``helpers.cli_train.ONECYCLE_RECIPE``) for each seed, against
    ``benchmarks/handwritten_resnet20.py`` (peak 0.4, weight decay 5e-4, label
@@ -44,6 +47,12 @@ from helpers import config as project_config  # noqa: E402  (sets TensorFlow's l
 
 WEIGHT_DECAYS = (1e-4, 5e-4)
 LABEL_SMOOTHINGS = (0.0, 0.1)
+# One-cycle's shape (helpers.schedules options). {}: the schedule's defaults,
+# PyTorch's three-phase OneCycleLR (rise 30% of the run from peak/25, fall 30%,
+# anneal the last 40%). Smith's proportions: his CIFAR-10 1cycle (Smith 2018,
+# section 4.1; Super-Convergence, Fig. 2) rises from peak/10 for 41 epochs,
+# falls for 41 and anneals the last 13 of 95, a cycle of about 90% of the run.
+SHAPES = ({}, {"pct_start": 0.45, "div_factor": 10.0})
 BASE_COMMAND = ("train", "--model", "resnet20", "--dataset", "cifar10", "--schedule", "onecycle")
 
 
@@ -59,6 +68,10 @@ def _run_cli(options: list[str], data_dir, extra: list[str]) -> dict:
                          f"{done.returncode}; its error is above. Fix it and run this script again: "
                          "finished runs are cached and are not trained twice.")
     return json.loads(done.stdout)
+
+
+def _shape_options(shape: dict) -> list[str]:
+    return [item for key, value in sorted(shape.items()) for item in ("--schedule-option", f"{key}={value!r}")]
 
 
 def _run_handwritten(seed: int, epochs: int, data_dir, cache_dir: Path, extra: list[str]) -> dict:
@@ -96,6 +109,7 @@ def summarise(record: dict) -> dict:
     return {
         "run_id": record["run_id"], "status": record["status"], "seed": record["seed"],
         "weight_decay": config["weight_decay"], "label_smoothing": config["label_smoothing"],
+        "schedule_options": dict(config.get("schedule_options") or {}),
         "peak_learning_rate": config["learning_rate"], "epochs": config["num_epochs"],
         "final_val_accuracy": _final(record.get("history", {}), "val_accuracy"),
         "test_accuracy": record.get("test", {}).get("accuracy"),
@@ -190,9 +204,15 @@ def main(argv=None) -> int:
                                    "--seed", str(args.select_seed)], args.data_dir, extra)
                 rows.append(summarise(record))
         chosen = choose(rows)
+        pair = ["--weight-decay", repr(chosen["weight_decay"]), "--label-smoothing", repr(chosen["label_smoothing"]),
+                "--seed", str(args.select_seed)]
+        shapes = [summarise(_run_cli(pair + _shape_options(shape), args.data_dir, extra)) for shape in SHAPES]
+        shape = choose(shapes)
         output["grid"] = rows
+        output["shapes"] = shapes
         output["chosen_on_validation"] = {"weight_decay": chosen["weight_decay"],
-                                          "label_smoothing": chosen["label_smoothing"]}
+                                          "label_smoothing": chosen["label_smoothing"],
+                                          "schedule_options": shape["schedule_options"]}
         output["default_is_the_choice"] = output["chosen_on_validation"] == output["default_recipe"]
     if args.stage in ("all", "compare"):
         defaults = ExperimentConfig(model="resnet20", dataset="cifar10")

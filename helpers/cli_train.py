@@ -179,19 +179,30 @@ def config_from_arguments(args: argparse.Namespace):
 # Steps of the range test that sets one-cycle's peak when --lr is not given.
 ONECYCLE_RANGE_TEST_ITERATIONS = 200
 
-# `train --schedule onecycle`'s weight decay and label smoothing when those
-# options are left out: the pair benchmarks/onecycle_recipe.py chooses on the
-# validation split (its "chosen_on_validation"; it also reports whether this
-# default is still that choice).
-ONECYCLE_RECIPE = {"weight_decay": 1e-4, "label_smoothing": 0.0}
+# `train --schedule onecycle`'s weight decay, label smoothing and cycle shape
+# when those options are left out: what benchmarks/onecycle_recipe.py chooses
+# on the validation split (its "chosen_on_validation"; it also reports whether
+# this default is still that choice). "schedule_options" are one-cycle's
+# (helpers.schedules); a --schedule-option the user gives wins over its key here.
+ONECYCLE_RECIPE = {"weight_decay": 1e-4, "label_smoothing": 0.0, "schedule_options": {}}
 
 
 def with_onecycle_recipe(config, args: argparse.Namespace):
     """``config`` with ``ONECYCLE_RECIPE``'s values for the options ``args`` leaves out.
 
+    Weight decay and label smoothing are taken whole when left out; the
+    recipe's schedule options are taken key by key, under the user's own
+    ``--schedule-option`` values.
+
     Used in: python -m helpers train --schedule onecycle
     """
-    left_out = {name: value for name, value in ONECYCLE_RECIPE.items() if getattr(args, name, None) is None}
+    left_out = {name: value for name, value in ONECYCLE_RECIPE.items()
+                if name != "schedule_options" and getattr(args, name, None) is None}
+    given = dict(getattr(args, "schedule_options", None) or {})
+    recipe_options = {key: value for key, value in ONECYCLE_RECIPE.get("schedule_options", {}).items()
+                      if key not in given}
+    if recipe_options:
+        left_out["schedule_options"] = {**recipe_options, **given}
     return config.replace(**left_out) if left_out else config
 
 

@@ -175,8 +175,18 @@ def test_onecycle_recipe_runs_the_cli_and_the_script_end_to_end(tmp_path):
     assert any(row["final_val_accuracy"] == best and row["weight_decay"] == chosen["weight_decay"]
                and row["label_smoothing"] == chosen["label_smoothing"] for row in result["grid"])
     assert [row["seed"] for row in result["cli"]] == [0, 1] and [row["seed"] for row in result["handwritten"]] == [0, 1]
-    assert (result["cli"][0]["weight_decay"], result["cli"][0]["label_smoothing"]) == (
-        result["default_recipe"]["weight_decay"], result["default_recipe"]["label_smoothing"])
+    shapes = result["shapes"]
+    assert [row["schedule_options"] for row in shapes] == [dict(shape) for shape in _load_onecycle_recipe().SHAPES]
+    assert all((row["weight_decay"], row["label_smoothing"]) == (chosen["weight_decay"], chosen["label_smoothing"])
+               for row in shapes)
+    assert shapes[0]["run_id"] in {row["run_id"] for row in result["grid"]}  # the chosen pair's run, not trained again
+    best_shape = max(row["final_val_accuracy"] for row in shapes)
+    assert any(row["final_val_accuracy"] == best_shape and row["schedule_options"] == chosen["schedule_options"]
+               for row in shapes)
+    default = result["default_recipe"]
+    assert (result["cli"][0]["weight_decay"], result["cli"][0]["label_smoothing"],
+            result["cli"][0]["schedule_options"]) == (
+        default["weight_decay"], default["label_smoothing"], default["schedule_options"])
     interval = result["cli_minus_handwritten"]
     assert interval["low"] <= interval["estimate"] <= interval["high"] and interval["seeds"] == 2
     assert result["verdict"]

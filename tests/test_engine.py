@@ -807,3 +807,13 @@ def test_cli_onecycle_takes_the_recipe_for_the_options_left_out(monkeypatch):
     cli_train.train_main(parser.parse_args(base + ["--schedule", "cosine"]))
     default = cli_train.ExperimentConfig(model="resnet20", dataset="cifar10")
     assert (trained[-1].weight_decay, trained[-1].label_smoothing) == (default.weight_decay, default.label_smoothing)
+    assert dict(trained[-1].schedule_options) == {}
+    # The recipe's cycle shape, key by key under the user's own --schedule-option.
+    monkeypatch.setattr(cli_train, "ONECYCLE_RECIPE", {"weight_decay": 7e-4, "label_smoothing": 0.05,
+                                                       "schedule_options": {"pct_start": 0.45, "div_factor": 10.0}})
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "onecycle"]))
+    assert dict(trained[-1].schedule_options) == {"pct_start": 0.45, "div_factor": 10.0}
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "onecycle", "--schedule-option", "pct_start=0.3"]))
+    assert dict(trained[-1].schedule_options) == {"pct_start": 0.3, "div_factor": 10.0}
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "cosine"]))
+    assert dict(trained[-1].schedule_options) == {}

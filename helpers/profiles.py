@@ -109,9 +109,11 @@ class Profile:
         # How a notebook's setup cell shows the profile: a sentence, not a repr.
         text = f"**Profile `{self.name}`.** {self.description[0].upper()}{self.description[1:]}."
         if self.left_out:
-            dropped = "; ".join(f"{notebook}: {', '.join(' + '.join(map(str, key)) for key in keys)}"
-                                for notebook, keys in sorted(self.left_out.items()))
-            text += f" Arms left out to fit its budget: {dropped}."
+            from helpers.studies import left_out_labels  # studies imports this module
+
+            dropped = "; ".join(f"{notebook}: {' and '.join(f'*{label}*' for label in labels)}"
+                                for notebook, labels in left_out_labels(self).items())
+            text += f" Arms left out to fit its budget (by notebook): {dropped}."
         return text
 
     def to_dict(self) -> dict[str, Any]:

@@ -462,6 +462,41 @@ def gate_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     return _arms(*arms, seeds=profile.seeds_for("06"), left_out=profile.left_out_of("06"))
 
 
+def left_out_labels(profile: Profile) -> dict[str, tuple[str, ...]]:
+    """The display labels of the arms ``profile`` leaves out, keyed by notebook number.
+
+    Each notebook's arms are built as if nothing were left out and the
+    left-out keys looked up. 05's rates come from its range test, which is
+    not run here: placeholder rates stand in, so a left-out 05 arm whose
+    label names its rate would show the placeholder (the standard profile
+    leaves out only the short one-cycle, whose label names its epochs).
+
+    Raises:
+        ValueError: when a left-out key names no arm of its notebook.
+
+    Used in: helpers.profiles (the profile's banner in every notebook)
+    """
+    whole = dataclasses.replace(profile, left_out={})
+    builders = {
+        "01": lambda: vgg_arms(whole),
+        "02": lambda: schedule_arms(whole),
+        "03": lambda: {**degradation_arms(whole), **depth_arms(whole), **stem_arms(whole), **warmup_arms(whole)},
+        "04": lambda: dropout_arms(whole),
+        "05": lambda: cyclical_arms(whole, 0.025, 0.1),  # placeholder rates: only the labels are read
+        "06": lambda: gate_arms(whole),
+        "07": lambda: cifar100_arms(whole),
+    }
+    labels = {}
+    for notebook, keys in sorted(profile.left_out.items()):
+        arms = builders[notebook]()
+        missing = [key for key in keys if tuple(key) not in arms]
+        if missing:
+            raise ValueError(f"Profile {profile.name!r} leaves out arms {notebook} does not have: {missing}. "
+                             f"Its arms: {sorted(arms, key=repr)}")
+        labels[notebook] = tuple(arms[tuple(key)].label for key in keys)
+    return labels
+
+
 def cifar100_arms(profile: Profile, data_dir=None) -> dict[tuple, Arm]:
     """CIFAR-100: the profile's models (CIFAR stem, cosine) and the student's set-ups.
 

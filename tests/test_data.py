@@ -390,5 +390,12 @@ def test_profile_shows_as_a_sentence_in_a_notebook():
     assert text.startswith("**Profile `quick`.** Quick: real data") and "2 seeds" in text
     assert "left out" not in text
     assert get_profile("standard")._repr_markdown_().endswith(
-        "Arms left out to fit its budget: 04: augmentation_weight_decay + classifier_dropout, none; "
-        "05: schedule + onecycle_short; 06: 20 + 8.0.")
+        "Arms left out to fit its budget (by notebook): 04: *aug + wd + classifier dropout 0.3* and "
+        "*no regularisation*; 05: *one-cycle, 1 epoch*; 06: *depth 20, eps 8*.")
+    import dataclasses
+
+    from helpers.studies import left_out_labels
+
+    wrong = dataclasses.replace(get_profile("standard"), left_out={"06": ((99, 1.0),)})
+    with pytest.raises(ValueError, match=r"leaves out arms 06 does not have: \[\(99, 1.0\)\]"):
+        left_out_labels(wrong)

@@ -14,7 +14,9 @@ subprocess, so what is measured is exactly what a user types):
    accuracy is chosen; then, at that pair, each cycle shape of ``SHAPES``
    (the schedule's own defaults, and Smith's proportions) is run and the one
    with the highest final validation accuracy is chosen, one factor at a
-   time. The test set plays no part in either choice.
+   time. The test set plays no part in either choice. These runs pass
+   ``--no-recipe``, so each is exactly its grid point whatever the CLI's
+   current default recipe is (and stays cached when that default changes).
 2. **compare**: the CLI with no recipe option (its defaults,
    ``helpers.cli_train.ONECYCLE_RECIPE``) for each seed, against
    ``benchmarks/handwritten_resnet20.py`` (peak 0.4, weight decay 5e-4, label
@@ -201,11 +203,11 @@ def main(argv=None) -> int:
         for weight_decay in WEIGHT_DECAYS:
             for smoothing in LABEL_SMOOTHINGS:
                 record = _run_cli(["--weight-decay", repr(weight_decay), "--label-smoothing", repr(smoothing),
-                                   "--seed", str(args.select_seed)], args.data_dir, extra)
+                                   "--seed", str(args.select_seed), "--no-recipe"], args.data_dir, extra)
                 rows.append(summarise(record))
         chosen = choose(rows)
         pair = ["--weight-decay", repr(chosen["weight_decay"]), "--label-smoothing", repr(chosen["label_smoothing"]),
-                "--seed", str(args.select_seed)]
+                "--seed", str(args.select_seed), "--no-recipe"]
         shapes = [summarise(_run_cli(pair + _shape_options(shape), args.data_dir, extra)) for shape in SHAPES]
         shape = choose(shapes)
         output["grid"] = rows

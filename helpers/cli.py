@@ -86,6 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
         train = commands.add_parser("train", help="run one experiment (cached, resumable)")
         cli_train.add_train_arguments(train)
         cli_train.add_from_record_argument(train)
+        cli_train.add_recipe_argument(train)
         train.set_defaults(handler=cli_train.train_main)
         lr_find = commands.add_parser("lr-find", help="LR range test for one configuration")
         cli_train.add_train_arguments(lr_find)

@@ -130,6 +130,17 @@ def add_from_record_argument(parser: argparse.ArgumentParser) -> None:
              "the old one; only --data-dir, --runs-dir, --progress and --json may be given with it")
 
 
+def add_recipe_argument(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--no-recipe`` to ``train``.
+
+    Used in: helpers.cli (the ``train`` subcommand).
+    """
+    parser.add_argument(
+        "--no-recipe", dest="recipe", action="store_false",
+        help="with --schedule onecycle: leave out ONECYCLE_RECIPE, so the options you leave out keep the "
+             "configuration's own defaults (weight decay 1e-4, no smoothing, the schedule's own cycle shape)")
+
+
 def add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the range test's own options to ``lr-find``.
 
@@ -246,7 +257,7 @@ def train_main(args: argparse.Namespace) -> int:
         return _retrain_main(args)
     config = config_from_arguments(args)
     progress = "auto" if args.progress == "auto" else args.progress
-    if config.schedule == "onecycle":
+    if config.schedule == "onecycle" and getattr(args, "recipe", True):
         config = with_onecycle_recipe(config, args)
     if config.schedule == "onecycle" and args.learning_rate is None:
         config = onecycle_peak_from_range_test(config, runs_dir=args.runs_dir, progress=progress)

@@ -817,3 +817,8 @@ def test_cli_onecycle_takes_the_recipe_for_the_options_left_out(monkeypatch):
     assert dict(trained[-1].schedule_options) == {"pct_start": 0.3, "div_factor": 10.0}
     cli_train.train_main(parser.parse_args(base + ["--schedule", "cosine"]))
     assert dict(trained[-1].schedule_options) == {}
+    # --no-recipe: the configuration's own defaults for everything left out.
+    cli_train.add_recipe_argument(parser)
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "onecycle", "--no-recipe", "--label-smoothing", "0.2"]))
+    assert (trained[-1].weight_decay, trained[-1].label_smoothing, dict(trained[-1].schedule_options)) == (
+        default.weight_decay, 0.2, {})

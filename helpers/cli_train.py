@@ -39,7 +39,9 @@ _TRAIN_EPILOG = (
     "Options left out keep ExperimentConfig's defaults (SGD, momentum 0.9, lr 0.1, weight "
     "decay 1e-4, batch 128, 10 epochs, constant schedule, augmentation on, 5000 validation "
     "images). --model-option and --schedule-option take KEY=VALUE, VALUE read as JSON when it "
-    "parses (0.5, true, [2, 3]) and as a string otherwise; repeat them for several options."
+    "parses (0.5, true, [2, 3]) and as a string otherwise; repeat them for several options. "
+    "With --schedule onecycle, the weight decay, label smoothing and cycle shape you leave out "
+    "come from helpers.cli_train.ONECYCLE_RECIPE instead (--no-recipe: these defaults)."
 )
 
 
@@ -138,7 +140,7 @@ def add_recipe_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-recipe", dest="recipe", action="store_false",
         help="with --schedule onecycle: leave out ONECYCLE_RECIPE, so the options you leave out keep the "
-             "configuration's own defaults (weight decay 1e-4, no smoothing, the schedule's own cycle shape)")
+             "configuration's own defaults (listed at the end of this help) and the schedule's own cycle shape")
 
 
 def add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:

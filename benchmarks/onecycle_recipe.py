@@ -13,8 +13,11 @@ subprocess, so what is measured is exactly what a user types):
    test as the CLI reads it. The pair with the highest final validation
    accuracy is chosen; then, at that pair, each cycle shape of ``SHAPES``
    (the schedule's own defaults, and Smith's proportions) is run and the one
-   with the highest final validation accuracy is chosen, one factor at a
-   time. The test set plays no part in either choice. These runs pass
+   with the highest final validation accuracy is chosen; then, at that
+   shape, how momentum is applied (``MOMENTA``: cycled or held at 0.9, with
+   or without Nesterov's update), then the fall after the peak (``FALLS``:
+   linear or a half cosine), likewise: one factor at a time. The test set
+   plays no part in any choice. These runs pass
    ``--no-recipe``, so each is exactly its grid point whatever the CLI's
    current default recipe is (and stays cached when that default changes).
 2. **compare**: the CLI with no recipe option (its defaults,
@@ -55,6 +58,16 @@ LABEL_SMOOTHINGS = (0.0, 0.1)
 # section 4.1; Super-Convergence, Fig. 2) rises from peak/10 for 41 epochs,
 # falls for 41 and anneals the last 13 of 95, a cycle of about 90% of the run.
 SHAPES = ({}, {"pct_start": 0.45, "div_factor": 10.0})
+# How momentum is applied, at the chosen pair and shape: (Nesterov's update or
+# not, one-cycle's options). The schedule cycles momentum 0.95 -> 0.85 -> 0.95
+# against the rate (Smith 2018, section 4.1); cycle_momentum=False holds the
+# run's momentum (0.9) through the cycle, as the hand-written script does
+# (with Nesterov's update).
+MOMENTA = ((False, {}), (True, {}), (False, {"cycle_momentum": False}), (True, {"cycle_momentum": False}))
+# The fall after the peak, at the chosen shape and momentum: the schedule's
+# three linear phases, or one half cosine from the peak to the final rate (the
+# hand-written script's fall).
+FALLS = ({}, {"fall": "cosine"})
 BASE_COMMAND = ("train", "--model", "resnet20", "--dataset", "cifar10", "--schedule", "onecycle")
 
 
@@ -73,7 +86,8 @@ def _run_cli(options: list[str], data_dir, extra: list[str]) -> dict:
 
 
 def _shape_options(shape: dict) -> list[str]:
-    return [item for key, value in sorted(shape.items()) for item in ("--schedule-option", f"{key}={value!r}")]
+    return [item for key, value in sorted(shape.items())
+            for item in ("--schedule-option", f"{key}={json.dumps(value)}")]
 
 
 def _run_handwritten(seed: int, epochs: int, data_dir, cache_dir: Path, extra: list[str]) -> dict:
@@ -111,7 +125,7 @@ def summarise(record: dict) -> dict:
     return {
         "run_id": record["run_id"], "status": record["status"], "seed": record["seed"],
         "weight_decay": config["weight_decay"], "label_smoothing": config["label_smoothing"],
-        "schedule_options": dict(config.get("schedule_options") or {}),
+        "nesterov": bool(config.get("nesterov", False)), "schedule_options": dict(config.get("schedule_options") or {}),
         "peak_learning_rate": config["learning_rate"], "epochs": config["num_epochs"],
         "final_val_accuracy": _final(record.get("history", {}), "val_accuracy"),
         "test_accuracy": record.get("test", {}).get("accuracy"),
@@ -210,11 +224,22 @@ def main(argv=None) -> int:
                 "--seed", str(args.select_seed), "--no-recipe"]
         shapes = [summarise(_run_cli(pair + _shape_options(shape), args.data_dir, extra)) for shape in SHAPES]
         shape = choose(shapes)
+        momenta = [summarise(_run_cli(pair + _shape_options({**shape["schedule_options"], **options})
+                                      + (["--nesterov"] if nesterov else []), args.data_dir, extra))
+                   for nesterov, options in MOMENTA]
+        momentum = choose(momenta)
+        falls = [summarise(_run_cli(pair + _shape_options({**momentum["schedule_options"], **options})
+                                    + (["--nesterov"] if momentum["nesterov"] else []), args.data_dir, extra))
+                 for options in FALLS]
+        fall = choose(falls)
         output["grid"] = rows
         output["shapes"] = shapes
+        output["momenta"] = momenta
+        output["falls"] = falls
         output["chosen_on_validation"] = {"weight_decay": chosen["weight_decay"],
                                           "label_smoothing": chosen["label_smoothing"],
-                                          "schedule_options": shape["schedule_options"]}
+                                          "nesterov": fall["nesterov"],
+                                          "schedule_options": fall["schedule_options"]}
         output["default_is_the_choice"] = output["chosen_on_validation"] == output["default_recipe"]
     if args.stage in ("all", "compare"):
         defaults = ExperimentConfig(model="resnet20", dataset="cifar10")

@@ -40,7 +40,7 @@ _TRAIN_EPILOG = (
     "decay 1e-4, batch 128, 10 epochs, constant schedule, augmentation on, 5000 validation "
     "images). --model-option and --schedule-option take KEY=VALUE, VALUE read as JSON when it "
     "parses (0.5, true, [2, 3]) and as a string otherwise; repeat them for several options. "
-    "With --schedule onecycle, the weight decay, label smoothing and cycle shape you leave out "
+    "With --schedule onecycle, the weight decay, label smoothing, Nesterov and cycle shape you leave out "
     "come from helpers.cli_train.ONECYCLE_RECIPE instead (--no-recipe: these defaults)."
 )
 
@@ -88,7 +88,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="learning rate (peak / maximum for cosine, clr, onecycle); for onecycle without --lr, "
              "the peak comes from an LR range test read as Smith reads it (cached)")
     add("--momentum", type=float, default=None, help="SGD momentum")
-    add("--nesterov", action="store_true", default=None, help="Nesterov momentum")
+    add("--nesterov", nargs="?", const=True, type=_on_off, default=None, metavar="on|off",
+        help="Nesterov momentum (--nesterov alone: on)")
     add("--weight-decay", type=float, default=None, help="decay coefficient on conv/dense kernels")
     add("--weight-decay-mode", choices=WEIGHT_DECAY_MODES, default=None,
         help="coupled: L2 as in the papers (default); decoupled: AdamW style")
@@ -192,12 +193,12 @@ def config_from_arguments(args: argparse.Namespace):
 # Steps of the range test that sets one-cycle's peak when --lr is not given.
 ONECYCLE_RANGE_TEST_ITERATIONS = 200
 
-# `train --schedule onecycle`'s weight decay, label smoothing and cycle shape
+# `train --schedule onecycle`'s weight decay, label smoothing, Nesterov and cycle shape
 # when those options are left out: what benchmarks/onecycle_recipe.py chooses
 # on the validation split (its "chosen_on_validation"; it also reports whether
 # this default is still that choice). "schedule_options" are one-cycle's
 # (helpers.schedules); a --schedule-option the user gives wins over its key here.
-ONECYCLE_RECIPE = {"weight_decay": 5e-4, "label_smoothing": 0.1,
+ONECYCLE_RECIPE = {"weight_decay": 5e-4, "label_smoothing": 0.1, "nesterov": False,
                    "schedule_options": {"pct_start": 0.45, "div_factor": 10.0}}
 
 

@@ -127,6 +127,21 @@ def _piecewise_linear(step, knots: Sequence[tuple[float, float]]):
     return value
 
 
+def _half_cosine(step, value, start: tuple[float, float], end: tuple[float, float]):
+    """``value`` with the segment from ``start`` to ``end`` replaced by a half cosine.
+
+    From ``start = (x0, y0)`` to ``end = (x1, y1)`` the result is
+    ``y1 + (y0 - y1) * (1 + cos(pi * t)) / 2`` with ``t = (step - x0) / (x1 - x0)``
+    (PyTorch's ``anneal_strategy="cos"``); from ``x1`` on it is ``y1``.
+    """
+    step = _float_step(step)
+    (x0, y0), (x1, y1) = start, end
+    fraction = ops.clip((step - x0) / max(x1 - x0, 1.0), 0.0, 1.0)
+    # (1 + cos(pi t)) / 2 written as cos(pi t / 2)^2: no cancellation in float32 near t = 1.
+    falling = y1 + (y0 - y1) * ops.square(ops.cos(0.5 * math.pi * fraction))
+    return ops.where(step >= x0, falling, value)
+
+
 # --------------------------------------------------------------------------
 # Schedules Keras does not ship. Step decay and cosine with warm-up are
 # Keras' own (PiecewiseConstantDecay, CosineDecay), built in make_schedule.
@@ -239,6 +254,12 @@ class OneCycleLearningRate(LearningRateSchedule):
     phases here are those of PyTorch's ``OneCycleLR(three_phase=True,
     anneal_strategy="linear")`` with the same defaults.
 
+    With ``fall="cosine"`` there are two phases instead: the same linear rise
+    to the peak at step ``p``, then one half cosine from the peak straight
+    down to the final rate at the last update (the shape of the usual
+    hand-written Keras one-cycle, and the fall of PyTorch's two-phase
+    ``OneCycleLR(anneal_strategy="cos")``).
+
     Args:
         max_learning_rate: The peak rate (from :func:`lr_find`).
         total_steps: Updates in the whole run.
@@ -246,6 +267,7 @@ class OneCycleLearningRate(LearningRateSchedule):
             takes as long, the annihilation the rest.
         div_factor: Peak / initial rate.
         final_div_factor: Initial / final rate.
+        fall: ``"linear"`` (three phases, as above) or ``"cosine"`` (two).
 
     Used in: 05_cyclical_lr
     """
@@ -257,7 +279,9 @@ class OneCycleLearningRate(LearningRateSchedule):
         pct_start: float = 0.3,
         div_factor: float = 25.0,
         final_div_factor: float = 1e4,
+        fall: str = "linear",
     ):
+        self.fall = _fall(fall)
         self.max_learning_rate = _positive_float("max_learning_rate", max_learning_rate)
         self.total_steps = _positive_int("total_steps", total_steps)
         self.pct_start = _fraction("pct_start", pct_start, upper=0.5)
@@ -284,6 +308,12 @@ class OneCycleLearningRate(LearningRateSchedule):
 
     def __call__(self, step):
         peak, trough, end = self.phase_steps
+        if self.fall == "cosine":
+            rising = _piecewise_linear(step, [(0.0, self.initial_learning_rate),
+                                              (float(peak), self.max_learning_rate)])
+            value = _half_cosine(step, rising, (float(peak), self.max_learning_rate),
+                                 (float(self.total_steps - 1), self.final_learning_rate))
+            return ops.cast(value, "float32")
         knots = [
             (0.0, self.initial_learning_rate),
             (float(peak), self.max_learning_rate),
@@ -299,7 +329,17 @@ class OneCycleLearningRate(LearningRateSchedule):
             "pct_start": self.pct_start,
             "div_factor": self.div_factor,
             "final_div_factor": self.final_div_factor,
+            "fall": self.fall,
         }
+
+
+def _fall(fall: Any) -> str:
+    if fall not in ONE_CYCLE_FALLS:
+        raise ValueError(f"`fall` must be one of {ONE_CYCLE_FALLS}. Received: fall={fall!r}")
+    return fall
+
+
+ONE_CYCLE_FALLS = ("linear", "cosine")
 
 
 # Ours: Keras schedules only learning rates; this one drives ScheduledMomentumSGD's momentum.
@@ -309,7 +349,8 @@ class OneCycleMomentum(LearningRateSchedule):
 
     ``max_momentum`` at step 0, down linearly to ``min_momentum`` at the rate's
     peak, back up to ``max_momentum`` when the rate is back at its initial
-    value, then held there through the annihilation. Smith (2018) found that
+    value, then held there through the annihilation. With ``fall="cosine"``
+    it climbs back along a half cosine over the rate's whole fall instead. Smith (2018) found that
     a falling momentum while the rate rises keeps the effective step size
     ``rate / (1 - momentum)`` from growing too fast (0.95 -> 0.85 -> 0.95).
 
@@ -321,6 +362,7 @@ class OneCycleMomentum(LearningRateSchedule):
         pct_start: As for the rate.
         max_momentum: Momentum at the start and the end.
         min_momentum: Momentum at the rate's peak.
+        fall: As for the rate.
 
     Used in: 05_cyclical_lr
     """
@@ -331,7 +373,9 @@ class OneCycleMomentum(LearningRateSchedule):
         pct_start: float = 0.3,
         max_momentum: float = 0.95,
         min_momentum: float = 0.85,
+        fall: str = "linear",
     ):
+        self.fall = _fall(fall)
         self.total_steps = _positive_int("total_steps", total_steps)
         self.pct_start = _fraction("pct_start", pct_start, upper=0.5)
         self.max_momentum = _fraction("max_momentum", max_momentum)
@@ -344,6 +388,11 @@ class OneCycleMomentum(LearningRateSchedule):
 
     def __call__(self, step):
         peak, trough, end = _one_cycle_steps(self.total_steps, self.pct_start)
+        if self.fall == "cosine":
+            falling = _piecewise_linear(step, [(0.0, self.max_momentum), (float(peak), self.min_momentum)])
+            value = _half_cosine(step, falling, (float(peak), self.min_momentum),
+                                 (float(self.total_steps - 1), self.max_momentum))
+            return ops.cast(value, "float32")
         knots = [
             (0.0, self.max_momentum),
             (float(peak), self.min_momentum),
@@ -358,6 +407,7 @@ class OneCycleMomentum(LearningRateSchedule):
             "pct_start": self.pct_start,
             "max_momentum": self.max_momentum,
             "min_momentum": self.min_momentum,
+            "fall": self.fall,
         }
 
 
@@ -931,7 +981,9 @@ def make_schedule(
       ``exp_range``).
     * ``onecycle``: ``pct_start`` (0.3), ``div_factor`` (25),
       ``final_div_factor`` (1e4), ``cycle_momentum`` (True),
-      ``max_momentum`` (0.95), ``min_momentum`` (0.85).
+      ``max_momentum`` (0.95), ``min_momentum`` (0.85), ``fall``
+      (``"linear"``: three phases; ``"cosine"``: a half cosine from the peak
+      to the final rate).
 
     Args:
         name: One of ``constant``, ``step``, ``plateau``, ``cosine``,
@@ -1047,6 +1099,7 @@ def make_schedule(
                 "cycle_momentum": True,
                 "max_momentum": 0.95,
                 "min_momentum": 0.85,
+                "fall": "linear",
             },
         )
         rate = OneCycleLearningRate(
@@ -1055,6 +1108,7 @@ def make_schedule(
             pct_start=resolved["pct_start"],
             div_factor=resolved["div_factor"],
             final_div_factor=resolved["final_div_factor"],
+            fall=resolved["fall"],
         )
         if not isinstance(resolved["cycle_momentum"], bool):
             raise ValueError(
@@ -1067,6 +1121,7 @@ def make_schedule(
                 pct_start=resolved["pct_start"],
                 max_momentum=resolved["max_momentum"],
                 min_momentum=resolved["min_momentum"],
+                fall=resolved["fall"],
             )
 
     options_record = {"learning_rate": learning_rate, **resolved}

@@ -180,13 +180,25 @@ def test_onecycle_recipe_runs_the_cli_and_the_script_end_to_end(tmp_path):
     assert all((row["weight_decay"], row["label_smoothing"]) == (chosen["weight_decay"], chosen["label_smoothing"])
                for row in shapes)
     assert shapes[0]["run_id"] in {row["run_id"] for row in result["grid"]}  # the chosen pair's run, not trained again
-    best_shape = max(row["final_val_accuracy"] for row in shapes)
-    assert any(row["final_val_accuracy"] == best_shape and row["schedule_options"] == chosen["schedule_options"]
-               for row in shapes)
+    module = _load_onecycle_recipe()
+    # Each later step starts from the run the step before chose (not trained again) and changes one factor.
+    shape = module.choose(shapes)
+    momenta = result["momenta"]
+    assert momenta[0]["run_id"] == shape["run_id"]
+    assert [(row["nesterov"], row["schedule_options"]) for row in momenta] == [
+        (nesterov, {**shape["schedule_options"], **options}) for nesterov, options in module.MOMENTA]
+    momentum = module.choose(momenta)
+    falls = result["falls"]
+    assert falls[0]["run_id"] == momentum["run_id"]
+    assert [(row["nesterov"], row["schedule_options"]) for row in falls] == [
+        (momentum["nesterov"], {**momentum["schedule_options"], **options}) for options in module.FALLS]
+    fall = module.choose(falls)
+    assert (chosen["nesterov"], chosen["schedule_options"]) == (fall["nesterov"], fall["schedule_options"])
+    assert fall["final_val_accuracy"] == max(row["final_val_accuracy"] for row in falls)
     default = result["default_recipe"]
-    assert (result["cli"][0]["weight_decay"], result["cli"][0]["label_smoothing"],
+    assert (result["cli"][0]["weight_decay"], result["cli"][0]["label_smoothing"], result["cli"][0]["nesterov"],
             result["cli"][0]["schedule_options"]) == (
-        default["weight_decay"], default["label_smoothing"], default["schedule_options"])
+        default["weight_decay"], default["label_smoothing"], default["nesterov"], default["schedule_options"])
     interval = result["cli_minus_handwritten"]
     assert interval["low"] <= interval["estimate"] <= interval["high"] and interval["seeds"] == 2
     assert result["verdict"]

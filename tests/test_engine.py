@@ -822,3 +822,15 @@ def test_cli_onecycle_takes_the_recipe_for_the_options_left_out(monkeypatch):
     cli_train.train_main(parser.parse_args(base + ["--schedule", "onecycle", "--no-recipe", "--label-smoothing", "0.2"]))
     assert (trained[-1].weight_decay, trained[-1].label_smoothing, dict(trained[-1].schedule_options)) == (
         default.weight_decay, 0.2, {})
+    # Nesterov from the recipe unless given; --nesterov alone is on, --nesterov off turns it off.
+    monkeypatch.setattr(cli_train, "ONECYCLE_RECIPE", {"nesterov": True})
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "onecycle"]))
+    assert trained[-1].nesterov is True
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "onecycle", "--nesterov", "off"]))
+    assert trained[-1].nesterov is False
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "cosine", "--nesterov"]))
+    assert trained[-1].nesterov is True
+    cli_train.train_main(parser.parse_args(base + ["--schedule", "cosine"]))
+    assert trained[-1].nesterov is default.nesterov is False
+    with pytest.raises(ValueError, match="nesterov must be True or False. Received: 'maybe'"):
+        cli_train.train_main(parser.parse_args(base + ["--schedule", "cosine", "--nesterov", "maybe"]))

@@ -291,6 +291,36 @@ def test_one_cycle_momentum_is_inverse():
     assert values_at(momentum, steps) == approx([0.95, 0.9, 0.85, 0.9, 0.95, 0.95, 0.95])
 
 
+def test_one_cycle_cosine_fall_is_the_hand_written_scripts_shape():
+    """fall="cosine" with pct_start 0.3, div 25 and final div 400 is
+    benchmarks/handwritten_resnet20.py's rate: linear to the peak over 30% of
+    the steps from peak/25, then a half cosine down to peak/1e4."""
+    peak, steps_total = 0.4, 1000
+    schedule = schedules.OneCycleLearningRate(peak, steps_total, pct_start=0.3, div_factor=25.0,
+                                              final_div_factor=400.0, fall="cosine")
+    warmup = 300
+
+    def script(step):  # the script's formula, but its cosine ends on the last update (as the
+        # schedule's fall does) where the script's ends one update after the run
+        if step < warmup:
+            low = peak / 25.0
+            return low + (peak - low) * step / warmup
+        progress = (step - warmup) / (steps_total - 1 - warmup)
+        return peak / 1e4 + 0.5 * (peak - peak / 1e4) * (1 + math.cos(math.pi * progress))
+
+    steps = [0, 1, 150, 299, 300, 301, 500, 650, 800, 998, 999, 5000]
+    # Absolute 1e-7 (peak / 4e6): float32 resolves the last updates' rates no better.
+    expected = [script(min(s, 999)) for s in steps]
+    assert values_at(schedule, steps) == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    rates = values_at(schedule, range(steps_total))
+    assert int(np.argmax(rates)) == 300 and all(b <= a for a, b in zip(rates[300:], rates[301:]))
+    momentum = schedules.OneCycleMomentum(steps_total, pct_start=0.3, fall="cosine")
+    climbed = 0.85 + 0.1 * (1 - math.cos(math.pi * 350 / 699)) / 2  # back up along the rate's fall
+    assert values_at(momentum, [0, 150, 300, 650, 999]) == approx([0.95, 0.9, 0.85, climbed, 0.95])
+    # The default fall is unchanged: three linear phases.
+    assert schedules.OneCycleLearningRate(peak, steps_total).get_config()["fall"] == "linear"
+
+
 def test_exponential_ramp_is_geometric():
     ramp = schedules.ExponentialRamp(1e-4, 1.0, num_steps=5)
     assert values_at(ramp, range(5)) == approx([1e-4, 1e-3, 1e-2, 1e-1, 1.0])
@@ -304,6 +334,8 @@ ALL_SCHEDULES = [
     schedules.CyclicalLearningRate(0.01, 0.1, 100, mode="exp_range", gamma=0.999),
     schedules.OneCycleLearningRate(0.2, 1000, pct_start=0.25),
     schedules.OneCycleMomentum(1000, pct_start=0.25),
+    schedules.OneCycleLearningRate(0.2, 1000, pct_start=0.25, fall="cosine"),
+    schedules.OneCycleMomentum(1000, pct_start=0.25, fall="cosine"),
     schedules.ExponentialRamp(1e-5, 10.0, 100),
 ]
 
@@ -343,6 +375,8 @@ def test_serialization_round_trip(schedule):
         lambda: schedules.CyclicalLearningRate(0.01, 0.1, 0),
         lambda: schedules.OneCycleLearningRate(0.1, 100, pct_start=0.7),
         lambda: schedules.OneCycleMomentum(100, max_momentum=0.8, min_momentum=0.9),
+        lambda: schedules.OneCycleLearningRate(0.1, 100, fall="cos"),
+        lambda: schedules.OneCycleMomentum(100, fall="exponential"),
         lambda: schedules.ExponentialRamp(1.0, 0.1, 10),
         lambda: schedules.ScheduledMomentumSGD(momentum="high"),
         lambda: schedules.ScheduledMomentumSGD(momentum=1.5),

@@ -132,24 +132,37 @@ def run(
 
     run_id, run_data = runs.resolve_identity(config, data, runs_dir)
     run_dir = runs.run_directory(runs_dir, run_id)
-    cached = runs.cached_record(run_dir, reporter.warn)
-    if cached is not None and cached.config.id_fields() == config.id_fields():
-        # The caller's label, data directory and steps per execution (none
-        # of which changes the result) replace the stored ones in the copy
-        # returned, so legends read what this notebook called the run.
-        cached.config = config
-        reporter.log(f"[{run_id}] cached: {cached.status}, {cached.epochs_completed} epochs "
-                     f"({config.label})")
+    cached = _cached_run(run_dir, run_id, config, reporter)
+    if cached is not None:
         return cached
 
     # Not cached: from here on TensorFlow is imported.
     training = importlib.import_module("helpers.training")
     with RunLock(run_dir):
+        # Another process may have finished this run since the check above
+        # (while TensorFlow was imported, or while it held the lock): training
+        # now would start over and overwrite its completed record.
+        cached = _cached_run(run_dir, run_id, config, reporter)
+        if cached is not None:
+            return cached
         if run_data is None:
             run_data = runs.load_run_data(config)
         return training.train(config, run_data, run_id=run_id, run_dir=run_dir, strategy=strategy,
                               reporter=reporter, resume=resume, is_chief=runs.is_chief(),
                               started=started)
+
+
+def _cached_run(run_dir: Path, run_id: str, config: ExperimentConfig, reporter) -> RunRecord | None:
+    """The finished record of this run, or None when it must be trained."""
+    cached = runs.cached_record(run_dir, reporter.warn)
+    if cached is None or cached.config.id_fields() != config.id_fields():
+        return None
+    # The caller's label, data directory and steps per execution (none of
+    # which changes the result) replace the stored ones in the copy
+    # returned, so legends read what this notebook called the run.
+    cached.config = config
+    reporter.log(f"[{run_id}] cached: {cached.status}, {cached.epochs_completed} epochs ({config.label})")
+    return cached
 
 
 def check_names(config: ExperimentConfig) -> None:

@@ -465,6 +465,35 @@ def test_ungated_eps_resnet_records_its_blocks_responses_as_a_gated_twin_would_s
                        record_block_responses=True).block_responses() == ({}, {})
 
 
+def test_run_finished_by_another_process_after_the_first_check_is_not_trained_again(tmp_path, data10, monkeypatch):
+    """A run another process completes between the cache check and the run
+    lock (seen: a second `train` started while the first wrote its test
+    scores) is returned from its record, not trained over it."""
+    from helpers import engine, runs, training
+
+    config = tiny_config(name="race")
+    finished = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+    record_file = tmp_path / finished.run_id / "record.json"
+    before = record_file.read_text()
+    real_cached_record = runs.cached_record
+    checks = []
+
+    def first_check_misses(run_dir, warn):
+        checks.append(run_dir)
+        return None if len(checks) == 1 else real_cached_record(run_dir, warn)
+
+    def train_again(*args, **kwargs):
+        raise AssertionError("the finished run was trained again")
+
+    monkeypatch.setattr(runs, "cached_record", first_check_misses)
+    monkeypatch.setattr(training, "train", train_again)
+    again = engine.run(config, runs_dir=tmp_path, data=data10, progress=False)
+    assert len(checks) == 2  # checked again inside the lock
+    assert again.status == "completed" and again.test == finished.test
+    assert record_file.read_text() == before
+    assert not (tmp_path / finished.run_id / ".lock").exists()
+
+
 def test_cli_train_prints_one_json_record_and_then_serves_the_cache(tmp_path):
     from tests.cifar_fixtures import write_cifar10_python
 

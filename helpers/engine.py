@@ -142,7 +142,8 @@ def run(
         # Another process may have finished this run since the check above
         # (while TensorFlow was imported, or while it held the lock): training
         # now would start over and overwrite its completed record.
-        cached = _cached_run(run_dir, run_id, config, reporter)
+        # A damaged record was named by the first check already: not twice.
+        cached = _cached_run(run_dir, run_id, config, reporter, warn=lambda message: None)
         if cached is not None:
             return cached
         if run_data is None:
@@ -152,9 +153,9 @@ def run(
                               started=started)
 
 
-def _cached_run(run_dir: Path, run_id: str, config: ExperimentConfig, reporter) -> RunRecord | None:
-    """The finished record of this run, or None when it must be trained."""
-    cached = runs.cached_record(run_dir, reporter.warn)
+def _cached_run(run_dir: Path, run_id: str, config: ExperimentConfig, reporter, warn=None) -> RunRecord | None:
+    """The finished record of this run, or None when it must be trained (``warn``: reporter.warn)."""
+    cached = runs.cached_record(run_dir, warn or reporter.warn)
     if cached is None or cached.config.id_fields() != config.id_fields():
         return None
     # The caller's label, data directory and steps per execution (none of

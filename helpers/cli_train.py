@@ -35,14 +35,21 @@ from helpers.experiment import (
     ExperimentConfig,
 )
 
-_TRAIN_EPILOG = (
-    "Options left out keep ExperimentConfig's defaults (SGD, momentum 0.9, lr 0.1, weight "
-    "decay 1e-4, batch 128, 10 epochs, constant schedule, augmentation on, 5000 validation "
-    "images). --model-option and --schedule-option take KEY=VALUE, VALUE read as JSON when it "
-    "parses (0.5, true, [2, 3]) and as a string otherwise; repeat them for several options. "
-    "With --schedule onecycle, the weight decay, label smoothing, Nesterov and cycle shape you leave out "
-    "come from helpers.cli_train.ONECYCLE_RECIPE instead (--no-recipe: these defaults)."
-)
+def _train_epilog() -> str:
+    """``train``'s help epilog, with ExperimentConfig's defaults read from the class itself."""
+    defaults = ExperimentConfig(model="resnet20")
+    return (
+        f"Options left out keep ExperimentConfig's defaults ({defaults.optimizer.upper()}, momentum "
+        f"{defaults.momentum:g}, lr {defaults.learning_rate:g}, weight decay {defaults.weight_decay:g}, "
+        f"batch {defaults.batch_size}, {defaults.num_epochs} epochs, {defaults.schedule} schedule, "
+        f"augmentation {'on' if defaults.augment else 'off'}, {defaults.validation_size} validation "
+        f"images, label smoothing {defaults.label_smoothing:g}, Nesterov "
+        f"{'on' if defaults.nesterov else 'off'}). --model-option and --schedule-option take KEY=VALUE, "
+        "VALUE read as JSON when it parses (0.5, true, [2, 3]) and as a string otherwise; repeat them for "
+        "several options. With --schedule onecycle, the weight decay, label smoothing, Nesterov and cycle "
+        "shape you leave out come from helpers.cli_train.ONECYCLE_RECIPE instead (--no-recipe: these "
+        "defaults)."
+    )
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -72,7 +79,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     Used in: helpers.cli (the ``train`` and ``lr-find`` subcommands).
     """
-    parser.epilog = _TRAIN_EPILOG
+    parser.epilog = _train_epilog()
     add = parser.add_argument
     add("--model", help="model name, e.g. resnet20 (see `python -m helpers models`); required unless "
         "--from-record")
@@ -295,6 +302,8 @@ def _retrain_main(args: argparse.Namespace) -> int:
 
     given = [f"--{name.replace('_', '-')}" for name in _CONFIG_ARGUMENTS
              if name != "data_dir" and getattr(args, name, None) is not None]
+    if getattr(args, "recipe", True) is False:
+        given.append("--no-recipe")
     if given:
         raise ValueError(f"--from-record retrains the record's own configuration; leave out {', '.join(given)}. "
                          f"Received: {' '.join(given)}")

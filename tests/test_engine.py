@@ -863,3 +863,24 @@ def test_cli_onecycle_takes_the_recipe_for_the_options_left_out(monkeypatch):
     assert trained[-1].nesterov is default.nesterov is False
     with pytest.raises(ValueError, match="nesterov must be True or False. Received: 'maybe'"):
         cli_train.train_main(parser.parse_args(base + ["--schedule", "cosine", "--nesterov", "maybe"]))
+
+
+def test_cli_train_help_states_the_configuration_defaults_and_from_record_refuses_no_recipe(monkeypatch, tmp_path):
+    """The help's list of defaults follows ExperimentConfig; --no-recipe with
+    --from-record is refused (the record's configuration is retrained whole)."""
+    import argparse
+    import dataclasses
+
+    from helpers import cli_train
+
+    parser = argparse.ArgumentParser()
+    cli_train.add_train_arguments(parser)
+    cli_train.add_from_record_argument(parser)
+    cli_train.add_recipe_argument(parser)
+    assert "weight decay 0.0001, batch 128, 10 epochs, constant schedule" in parser.epilog
+    changed = dataclasses.replace(cli_train.ExperimentConfig(model="resnet20"), weight_decay=3e-4, num_epochs=7)
+    monkeypatch.setattr(cli_train, "ExperimentConfig", lambda **values: changed)
+    assert "weight decay 0.0003, batch 128, 7 epochs" in cli_train._train_epilog()
+    args = parser.parse_args(["--from-record", str(tmp_path / "record.json"), "--no-recipe"])
+    with pytest.raises(ValueError, match=r"leave out --no-recipe\. Received: --no-recipe"):
+        cli_train.train_main(args)

@@ -93,7 +93,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--optimizer", choices=OPTIMIZERS, default=None)
     add("--lr", dest="learning_rate", type=float, default=None,
         help="learning rate (peak / maximum for cosine, clr, onecycle); for onecycle without --lr, "
-             "the peak comes from an LR range test read as Smith reads it (cached)")
+             "the peak comes from an LR range test read as Smith reads it (cached), times "
+             f"ONECYCLE_PEAK_FACTOR ({ONECYCLE_PEAK_FACTOR:g}) unless --no-recipe")
     add("--momentum", type=float, default=None, help="SGD momentum")
     add("--nesterov", nargs="?", const=True, type=_on_off, default=None, metavar="on|off",
         help="Nesterov momentum (--nesterov alone: on)")
@@ -209,6 +210,13 @@ ONECYCLE_RECIPE = {"weight_decay": 5e-4, "label_smoothing": 0.1, "nesterov": Fal
                    "schedule_options": {"pct_start": 0.45, "div_factor": 10.0, "cycle_momentum": False,
                                         "fall": "cosine"}}
 
+# With the recipe, one-cycle's peak is this multiple of the range test's
+# reading (benchmarks/onecycle_recipe.py's last selection step, "peaks",
+# chosen on the validation split). The range test ramps the rate on a fresh
+# net, while one-cycle reaches its peak only after pct_start of the run, on a
+# net that has already trained; a multiple above 1 allows for that.
+ONECYCLE_PEAK_FACTOR = 1.0
+
 
 def with_onecycle_recipe(config, args: argparse.Namespace):
     """``config`` with ``ONECYCLE_RECIPE``'s values for the options ``args`` leaves out.
@@ -229,7 +237,7 @@ def with_onecycle_recipe(config, args: argparse.Namespace):
     return config.replace(**left_out) if left_out else config
 
 
-def onecycle_peak_from_range_test(config, runs_dir=None, progress="auto"):
+def onecycle_peak_from_range_test(config, runs_dir=None, progress="auto", factor=1.0):
     """``config`` with its one-cycle peak set from an LR range test, read as Smith reads it.
 
     The test runs on ``config`` itself (its model, data, batch, weight decay
@@ -237,17 +245,27 @@ def onecycle_peak_from_range_test(config, runs_dir=None, progress="auto"):
     is cached under ``<runs_dir>/lr_find/`` like 05_cyclical_lr's, so a
     second call costs nothing. The peak is the rate where the smoothed loss
     stops falling: its minimum before it first climbs back
-    (``helpers.range_reading.read_range_test``).
+    (``helpers.range_reading.read_range_test``), times ``factor``.
+
+    Raises:
+        ValueError: when ``factor`` is not a positive number.
 
     Used in: ``python -m helpers train --schedule onecycle`` without ``--lr``
     """
     from helpers import studies
 
+    if not (isinstance(factor, (int, float)) and factor > 0):
+        raise ValueError(f"The one-cycle peak factor must be a positive number. Received: {factor!r}")
     range_test = studies.learning_rate_range_test(config, ONECYCLE_RANGE_TEST_ITERATIONS, runs_dir,
                                                   progress=progress != "none")
-    peak = studies.range_test_reading(range_test).max_learning_rate
-    print(f"one-cycle peak rate {peak:.4g}: the LR range test's maximum rate (Smith's reading, "
-          f"{ONECYCLE_RANGE_TEST_ITERATIONS} steps, cached); pass --lr to set it yourself", file=sys.stderr)
+    reading = studies.range_test_reading(range_test).max_learning_rate
+    peak = reading * factor
+    if factor == 1:
+        how = "the LR range test's maximum rate"
+    else:
+        how = f"{factor:g} x the LR range test's maximum rate {reading:.4g}"
+    print(f"one-cycle peak rate {peak:.4g}: {how} (Smith's reading, {ONECYCLE_RANGE_TEST_ITERATIONS} steps, "
+          "cached); pass --lr to set it yourself", file=sys.stderr)
     return config.replace(learning_rate=peak)
 
 
@@ -271,7 +289,9 @@ def train_main(args: argparse.Namespace) -> int:
     if config.schedule == "onecycle" and getattr(args, "recipe", True):
         config = with_onecycle_recipe(config, args)
     if config.schedule == "onecycle" and args.learning_rate is None:
-        config = onecycle_peak_from_range_test(config, runs_dir=args.runs_dir, progress=progress)
+        recipe = getattr(args, "recipe", True)
+        config = onecycle_peak_from_range_test(config, runs_dir=args.runs_dir, progress=progress,
+                                               factor=ONECYCLE_PEAK_FACTOR if recipe else 1.0)
     try:
         record = engine.run(config, runs_dir=args.runs_dir, progress=progress, resume=args.resume)
     except RuntimeError as error:

@@ -195,7 +195,16 @@ def test_onecycle_recipe_runs_the_cli_and_the_script_end_to_end(tmp_path):
     fall = module.choose(falls)
     assert (chosen["nesterov"], chosen["schedule_options"]) == (fall["nesterov"], fall["schedule_options"])
     assert fall["final_val_accuracy"] == max(row["final_val_accuracy"] for row in falls)
+    peaks = result["peaks"]
+    assert [row["peak_factor"] for row in peaks] == list(module.PEAK_FACTORS)
+    assert peaks[0]["run_id"] == fall["run_id"]  # factor 1 is the fall step's chosen run, not trained again
+    for row in peaks[1:]:
+        assert row["peak_learning_rate"] == pytest.approx(fall["peak_learning_rate"] * row["peak_factor"])
+        assert row["run_id"] != fall["run_id"]
+        assert (row["nesterov"], row["schedule_options"]) == (fall["nesterov"], fall["schedule_options"])
+    assert chosen["peak_factor"] == module.choose(peaks)["peak_factor"]
     default = result["default_recipe"]
+    assert set(default) == set(chosen) and result["default_is_the_choice"] == (default == chosen)
     assert (result["cli"][0]["weight_decay"], result["cli"][0]["label_smoothing"], result["cli"][0]["nesterov"],
             result["cli"][0]["schedule_options"]) == (
         default["weight_decay"], default["label_smoothing"], default["nesterov"], default["schedule_options"])

@@ -772,21 +772,21 @@ def test_ungated_eps_resnet_records_without_block_responses_are_retrained_under_
     assert served.measurement_version == 2 and served.notes == ["the old record"]
 
 
-def test_cli_onecycle_without_lr_takes_its_peak_from_the_range_test(tmp_path, monkeypatch, capsys):
-    """`train --schedule onecycle` without --lr: the peak is Smith's reading of a
-    (cached) range test on the run's own configuration; --lr overrides it."""
-    import argparse
+def _fake_range_test_and_training(monkeypatch):
+    """Replaces the range test (its smoothed loss turns up after 0.3, so Smith's
+    reading is 0.3) and training (which stops with a RuntimeError, so
+    ``train_main`` returns 2); returns the lists the fakes append to: the range
+    tests' (learning rate, iterations, runs_dir), and the configurations that
+    would have trained."""
     import types
 
-    from helpers import cli_train, engine, studies
+    from helpers import engine, studies
 
-    calls = []
+    calls, trained = [], []
 
     def fake_range_test(config, iterations, runs_dir=None, progress=True, cached_only=False):
         calls.append((config.learning_rate, iterations, runs_dir))
         return types.SimpleNamespace(learning_rates=[0.01, 0.1, 0.3, 1.0], smoothed_losses=[2.3, 2.0, 1.8, 3.0])
-
-    trained = []
 
     def fake_run(config, **kwargs):
         trained.append(config)
@@ -794,6 +794,20 @@ def test_cli_onecycle_without_lr_takes_its_peak_from_the_range_test(tmp_path, mo
 
     monkeypatch.setattr(studies, "learning_rate_range_test", fake_range_test)
     monkeypatch.setattr(engine, "run", fake_run)
+    return calls, trained
+
+
+def test_cli_onecycle_without_lr_takes_its_peak_from_the_range_test(tmp_path, monkeypatch, capsys):
+    """`train --schedule onecycle` without --lr: the peak is Smith's reading of a
+    (cached) range test on the run's own configuration; --lr overrides it.
+    (The recipe's multiple of the reading is pinned to 1 here; the next test
+    covers it.)"""
+    import argparse
+
+    from helpers import cli_train
+
+    calls, trained = _fake_range_test_and_training(monkeypatch)
+    monkeypatch.setattr(cli_train, "ONECYCLE_PEAK_FACTOR", 1.0)
     parser = argparse.ArgumentParser()
     cli_train.add_train_arguments(parser)
     args = parser.parse_args(["--model", "resnet20", "--dataset", "cifar10", "--schedule", "onecycle",
@@ -807,6 +821,35 @@ def test_cli_onecycle_without_lr_takes_its_peak_from_the_range_test(tmp_path, mo
     args = parser.parse_args(["--model", "resnet20", "--dataset", "cifar10", "--schedule", "cosine"])
     cli_train.train_main(args)
     assert trained[-1].learning_rate == 0.1 and len(calls) == 1
+
+
+def test_cli_onecycle_peak_factor_scales_the_reading_only_with_the_recipe(tmp_path, monkeypatch, capsys):
+    """ONECYCLE_PEAK_FACTOR multiplies the range test's reading when the recipe
+    applies, and says so; --no-recipe keeps the plain reading (so the selection
+    runs of benchmarks/onecycle_recipe.py keep their run ids); a factor that is
+    not positive is refused by name."""
+    import argparse
+
+    import pytest
+
+    from helpers import cli_train
+
+    _, trained = _fake_range_test_and_training(monkeypatch)
+    monkeypatch.setattr(cli_train, "ONECYCLE_PEAK_FACTOR", 2.0)
+    parser = argparse.ArgumentParser()
+    cli_train.add_train_arguments(parser)
+    cli_train.add_recipe_argument(parser)
+    base = ["--model", "resnet20", "--dataset", "cifar10", "--schedule", "onecycle", "--runs-dir", str(tmp_path)]
+    assert cli_train.train_main(parser.parse_args(base)) == 2
+    assert trained[-1].learning_rate == 0.6
+    assert "one-cycle peak rate 0.6: 2 x the LR range test's maximum rate 0.3" in capsys.readouterr().err
+    assert cli_train.train_main(parser.parse_args(base + ["--no-recipe"])) == 2
+    assert trained[-1].learning_rate == 0.3
+    assert "one-cycle peak rate 0.3: the LR range test's maximum rate" in capsys.readouterr().err
+    config = cli_train.config_from_arguments(parser.parse_args(base))
+    for bad in (0, -1.0, "2"):
+        with pytest.raises(ValueError, match="peak factor must be a positive number"):
+            cli_train.onecycle_peak_from_range_test(config, runs_dir=str(tmp_path), factor=bad)
 
 
 def test_cli_onecycle_takes_the_recipe_for_the_options_left_out(monkeypatch):

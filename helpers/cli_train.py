@@ -214,8 +214,10 @@ ONECYCLE_RECIPE = {"weight_decay": 5e-4, "label_smoothing": 0.1, "nesterov": Fal
 # reading (benchmarks/onecycle_recipe.py's last selection step, "peaks",
 # chosen on the validation split). The range test ramps the rate on a fresh
 # net, while one-cycle reaches its peak only after pct_start of the run, on a
-# net that has already trained; a multiple above 1 allows for that.
-ONECYCLE_PEAK_FACTOR = 1.0
+# net that has already trained; a multiple above 1 allows for that. Chosen:
+# ResNet-20, 10 epochs, seed 0, final validation accuracy 83.86% at 2 x the
+# reading 0.178 against 83.02% at the reading itself (README, one-cycle).
+ONECYCLE_PEAK_FACTOR = 2.0
 
 
 def with_onecycle_recipe(config, args: argparse.Namespace):

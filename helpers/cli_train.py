@@ -288,10 +288,10 @@ def train_main(args: argparse.Namespace) -> int:
         return _retrain_main(args)
     config = config_from_arguments(args)
     progress = "auto" if args.progress == "auto" else args.progress
-    if config.schedule == "onecycle" and getattr(args, "recipe", True):
+    recipe = getattr(args, "recipe", True)
+    if config.schedule == "onecycle" and recipe:
         config = with_onecycle_recipe(config, args)
     if config.schedule == "onecycle" and args.learning_rate is None:
-        recipe = getattr(args, "recipe", True)
         config = onecycle_peak_from_range_test(config, runs_dir=args.runs_dir, progress=progress,
                                                factor=ONECYCLE_PEAK_FACTOR if recipe else 1.0)
     try:

@@ -830,8 +830,6 @@ def test_cli_onecycle_peak_factor_scales_the_reading_only_with_the_recipe(tmp_pa
     not positive is refused by name."""
     import argparse
 
-    import pytest
-
     from helpers import cli_train
 
     _, trained = _fake_range_test_and_training(monkeypatch)

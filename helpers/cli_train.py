@@ -94,7 +94,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lr", dest="learning_rate", type=float, default=None,
         help="learning rate (peak / maximum for cosine, clr, onecycle); for onecycle without --lr, "
              "the peak comes from an LR range test read as Smith reads it (cached), times "
-             f"ONECYCLE_PEAK_FACTOR ({ONECYCLE_PEAK_FACTOR:g}) unless --no-recipe")
+             f"ONECYCLE_PEAK_FACTOR ({ONECYCLE_PEAK_FACTOR:g}) unless --no-recipe (1) or --peak-factor")
     add("--momentum", type=float, default=None, help="SGD momentum")
     add("--nesterov", nargs="?", const=True, type=_on_off, default=None, metavar="on|off",
         help="Nesterov momentum (--nesterov alone: on)")
@@ -142,7 +142,7 @@ def add_from_record_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_recipe_argument(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--no-recipe`` to ``train``.
+    """Adds ``--no-recipe`` and ``--peak-factor`` to ``train``.
 
     Used in: helpers.cli (the ``train`` subcommand).
     """
@@ -150,6 +150,20 @@ def add_recipe_argument(parser: argparse.ArgumentParser) -> None:
         "--no-recipe", dest="recipe", action="store_false",
         help="with --schedule onecycle: leave out ONECYCLE_RECIPE, so the options you leave out keep the "
              "configuration's own defaults (listed at the end of this help) and the schedule's own cycle shape")
+    parser.add_argument(
+        "--peak-factor", type=_positive_float, default=None, metavar="F",
+        help="with --schedule onecycle and no --lr: the peak is F x the LR range test's reading (default: "
+             f"ONECYCLE_PEAK_FACTOR, {ONECYCLE_PEAK_FACTOR:g}, with the recipe; 1 with --no-recipe)")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number. Received: {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number. Received: {text!r}")
+    return value
 
 
 def add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
@@ -291,9 +305,18 @@ def train_main(args: argparse.Namespace) -> int:
     recipe = getattr(args, "recipe", True)
     if config.schedule == "onecycle" and recipe:
         config = with_onecycle_recipe(config, args)
+    peak_factor = getattr(args, "peak_factor", None)
+    if peak_factor is not None and config.schedule != "onecycle":
+        raise ValueError("--peak-factor scales one-cycle's peak; use it with --schedule onecycle. "
+                         f"Received: --schedule {config.schedule} --peak-factor {peak_factor:g}")
+    if peak_factor is not None and args.learning_rate is not None:
+        raise ValueError("--lr sets the peak itself and --peak-factor multiplies the range test's reading; "
+                         f"give one of them. Received: --lr {args.learning_rate:g} --peak-factor {peak_factor:g}")
     if config.schedule == "onecycle" and args.learning_rate is None:
+        if peak_factor is None:
+            peak_factor = ONECYCLE_PEAK_FACTOR if recipe else 1.0
         config = onecycle_peak_from_range_test(config, runs_dir=args.runs_dir, progress=progress,
-                                               factor=ONECYCLE_PEAK_FACTOR if recipe else 1.0)
+                                               factor=peak_factor)
     try:
         record = engine.run(config, runs_dir=args.runs_dir, progress=progress, resume=args.resume)
     except RuntimeError as error:
@@ -326,6 +349,8 @@ def _retrain_main(args: argparse.Namespace) -> int:
              if name != "data_dir" and getattr(args, name, None) is not None]
     if getattr(args, "recipe", True) is False:
         given.append("--no-recipe")
+    if getattr(args, "peak_factor", None) is not None:
+        given.append("--peak-factor")
     if given:
         raise ValueError(f"--from-record retrains the record's own configuration; leave out {', '.join(given)}. "
                          f"Received: {' '.join(given)}")

@@ -850,6 +850,38 @@ def test_cli_onecycle_peak_factor_scales_the_reading_only_with_the_recipe(tmp_pa
             cli_train.onecycle_peak_from_range_test(config, runs_dir=str(tmp_path), factor=bad)
 
 
+def test_cli_peak_factor_option_sets_the_multiple_of_the_reading(tmp_path, monkeypatch, capsys):
+    """`train --peak-factor F`: the peak is F x the reading, with or without the
+    recipe (so a benchmark can ask for the recipe's factor on any seed without
+    knowing the seed's reading); refused, by name and before any training,
+    with --lr, with another schedule, with --from-record, and when not a
+    positive number."""
+    from helpers import cli, cli_train
+
+    _, trained = _fake_range_test_and_training(monkeypatch)
+    monkeypatch.setattr(cli_train, "ONECYCLE_PEAK_FACTOR", 2.0)
+    base = ["train", "--model", "resnet20", "--dataset", "cifar10", "--schedule", "onecycle", "--runs-dir", str(tmp_path)]
+    for extra, peak in ((["--peak-factor", "3"], 0.9), (["--no-recipe", "--peak-factor", "2"], 0.6),
+                        (["--no-recipe"], 0.3), ([], 0.6)):
+        assert cli.main(base + extra) == 2  # the fake engine stops before training
+        assert trained[-1].learning_rate == pytest.approx(peak)
+    assert "one-cycle peak rate 0.9: 3 x the LR range test's maximum rate 0.3" in capsys.readouterr().err
+    count = len(trained)
+    for extra, message in ((["--peak-factor", "2", "--lr", "0.4"],
+                            "give one of them. Received: --lr 0.4 --peak-factor 2"),
+                           (["--peak-factor", "2", "--schedule", "cosine"],
+                            "use it with --schedule onecycle. Received: --schedule cosine")):
+        assert cli.main(base + extra) == 2
+        assert message in capsys.readouterr().err
+    assert cli.main(["train", "--from-record", str(tmp_path / "record.json"), "--peak-factor", "2"]) == 2
+    assert "leave out --peak-factor. Received: --peak-factor" in capsys.readouterr().err
+    assert len(trained) == count
+    for bad in ("0", "-1", "two", "inf"):
+        with pytest.raises(SystemExit):
+            cli.main(base + ["--peak-factor", bad])
+        assert "--peak-factor: expected a positive number" in capsys.readouterr().err
+
+
 def test_cli_onecycle_takes_the_recipe_for_the_options_left_out(monkeypatch):
     """`train --schedule onecycle` fills weight decay and label smoothing from
     ONECYCLE_RECIPE only where the options are left out, and only for one-cycle."""

@@ -114,6 +114,30 @@ def test_onecycle_recipe_chooses_on_validation_never_on_test():
         recipe.choose([dict(rows[0], final_val_accuracy=None)])
 
 
+def test_onecycle_recipe_chooses_the_rise_on_the_mean_validation_over_seeds():
+    """The rise step judges each arm on its mean final validation accuracy over
+    all its seeds, not on one seed (nor on test), and refuses a mean over a run
+    that did not complete or over different seeds."""
+    recipe = _load_onecycle_recipe()
+
+    def run(seed, val, test=0.5, status="completed"):
+        return {"run_id": f"r{seed}-{val}", "seed": seed, "status": status, "final_val_accuracy": val,
+                "test_accuracy": test}
+
+    kept = {"rise": {}, "runs": [run(0, 0.84, test=0.99), run(1, 0.80), run(2, 0.80)]}
+    script = {"rise": {"pct_start": 0.3}, "runs": [run(0, 0.83), run(1, 0.82), run(2, 0.82)]}
+    assert recipe.choose_over_seeds([kept, script]) is script  # seed 0 alone would choose `kept`
+    tie = {"rise": {"pct_start": 0.3}, "runs": [run(0, 0.80), run(1, 0.84), run(2, 0.80)]}
+    assert recipe.choose_over_seeds([kept, tie]) is kept  # a tie keeps the shape chosen before
+    with pytest.raises(ValueError, match="completed run with a validation accuracy"):
+        recipe.choose_over_seeds([kept, {"rise": {}, "runs": [run(0, 0.9), run(1, 0.9, status="diverged"),
+                                                              run(2, 0.9)]}])
+    with pytest.raises(ValueError, match="completed run with a validation accuracy"):
+        recipe.choose_over_seeds([kept, {"rise": {}, "runs": [run(0, None), run(1, 0.9), run(2, 0.9)]}])
+    with pytest.raises(ValueError, match="different seeds"):
+        recipe.choose_over_seeds([kept, {"rise": {}, "runs": [run(0, 0.9), run(1, 0.9), run(3, 0.9)]}])
+
+
 def test_onecycle_recipe_pairs_the_cli_and_the_script_image_by_image():
     import numpy as np
 
@@ -193,7 +217,6 @@ def test_onecycle_recipe_runs_the_cli_and_the_script_end_to_end(tmp_path):
     assert [(row["nesterov"], row["schedule_options"]) for row in falls] == [
         (momentum["nesterov"], {**momentum["schedule_options"], **options}) for options in module.FALLS]
     fall = module.choose(falls)
-    assert (chosen["nesterov"], chosen["schedule_options"]) == (fall["nesterov"], fall["schedule_options"])
     assert fall["final_val_accuracy"] == max(row["final_val_accuracy"] for row in falls)
     peaks = result["peaks"]
     assert [row["peak_factor"] for row in peaks] == list(module.PEAK_FACTORS)
@@ -202,7 +225,21 @@ def test_onecycle_recipe_runs_the_cli_and_the_script_end_to_end(tmp_path):
         assert row["peak_learning_rate"] == pytest.approx(fall["peak_learning_rate"] * row["peak_factor"])
         assert row["run_id"] != fall["run_id"]
         assert (row["nesterov"], row["schedule_options"]) == (fall["nesterov"], fall["schedule_options"])
-    assert chosen["peak_factor"] == module.choose(peaks)["peak_factor"]
+    best_peak = module.choose(peaks)
+    assert chosen["peak_factor"] == best_peak["peak_factor"]
+    # The rise step: each arm on both comparison seeds at the chosen factor; seed 0 of the first arm is the
+    # peak step's chosen run (not trained again); the choice is the best mean validation over the seeds.
+    rises = result["rises"]
+    assert [row["rise"] for row in rises] == [dict(rise) for rise in module.RISES]
+    for row in rises:
+        assert [run["seed"] for run in row["runs"]] == [0, 1]
+        assert all(run["schedule_options"] == {**fall["schedule_options"], **row["rise"]} for run in row["runs"])
+        assert all(run["peak_learning_rate"] == pytest.approx(0.05 * best_peak["peak_factor"]) for run in row["runs"])
+        assert row["mean_final_val_accuracy"] == pytest.approx(
+            sum(run["final_val_accuracy"] for run in row["runs"]) / 2)
+    assert rises[0]["runs"][0]["run_id"] == best_peak["run_id"]
+    rise = module.choose_over_seeds(rises)
+    assert (chosen["schedule_options"], chosen["nesterov"]) == (rise["schedule_options"], fall["nesterov"])
     default = result["default_recipe"]
     assert set(default) == set(chosen) and result["default_is_the_choice"] == (default == chosen)
     assert (result["cli"][0]["weight_decay"], result["cli"][0]["label_smoothing"], result["cli"][0]["nesterov"],

@@ -221,7 +221,7 @@ ONECYCLE_RANGE_TEST_ITERATIONS = 200
 # this default is still that choice). "schedule_options" are one-cycle's
 # (helpers.schedules); a --schedule-option the user gives wins over its key here.
 ONECYCLE_RECIPE = {"weight_decay": 5e-4, "label_smoothing": 0.1, "nesterov": False,
-                   "schedule_options": {"pct_start": 0.45, "div_factor": 10.0, "cycle_momentum": False,
+                   "schedule_options": {"pct_start": 0.3, "div_factor": 25.0, "cycle_momentum": False,
                                         "fall": "cosine"}}
 
 # With the recipe, one-cycle's peak is this multiple of the range test's

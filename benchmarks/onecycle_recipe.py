@@ -20,8 +20,8 @@ subprocess, so what is measured is exactly what a user types):
    range test's reading, or a multiple of it), likewise: one factor at a
    time; last, the rise (``RISES``: the chosen one or the hand-written
    script's), each arm run on every seed of ``--seeds`` and chosen on the
-   mean final validation accuracy over them. The test set plays no part in any choice. These runs pass
-   ``--no-recipe``, so each is exactly its grid point whatever the CLI's
+   mean final validation accuracy over them. The test set plays no part in
+   any choice. These runs pass ``--no-recipe``, so each is exactly its grid point whatever the CLI's
    current default recipe is (and stays cached when that default changes).
 2. **compare**: the CLI with no recipe option (its defaults,
    ``helpers.cli_train.ONECYCLE_RECIPE`` and ``ONECYCLE_PEAK_FACTOR``) for
@@ -298,19 +298,17 @@ def main(argv=None) -> int:
         factor_option = (["--lr", repr(fixed_rates[-1] * factor)] if fixed_rates
                          else ["--peak-factor", repr(factor)])
 
-        def over_seeds(schedule_options: dict, nesterov: bool) -> dict:
+        rises = []
+        for rise in RISES:
+            options = {**fall["schedule_options"], **rise}
             runs = [summarise(_run_cli(["--weight-decay", repr(chosen["weight_decay"]), "--label-smoothing",
                                         repr(chosen["label_smoothing"]), "--seed", str(seed), "--no-recipe"]
-                                       + _shape_options(schedule_options) + (["--nesterov"] if nesterov else [])
+                                       + _shape_options(options) + (["--nesterov"] if fall["nesterov"] else [])
                                        + factor_option, args.data_dir, seed_extra))
                     for seed in args.seeds]
             values = [row["final_val_accuracy"] for row in runs]
-            mean = sum(values) / len(values) if None not in values else None
-            return {"schedule_options": schedule_options, "nesterov": nesterov, "runs": runs,
-                    "mean_final_val_accuracy": mean}
-
-        rises = [{"rise": dict(rise), **over_seeds({**fall["schedule_options"], **rise}, fall["nesterov"])}
-                 for rise in RISES]
+            rises.append({"rise": dict(rise), "schedule_options": options, "nesterov": fall["nesterov"], "runs": runs,
+                          "mean_final_val_accuracy": sum(values) / len(values) if None not in values else None})
         best_rise = choose_over_seeds(rises)
         output["grid"] = rows
         output["shapes"] = shapes

@@ -160,8 +160,8 @@ def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number. Received: {text!r}") from None
-    if not (value > 0 and value != float("inf")):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number. Received: {text!r}")
     return value
 

@@ -865,7 +865,13 @@ def lr_range_test(result, chosen_base: float | None = None, chosen_max: float | 
     finite = np.asarray(result.smoothed_losses, dtype=float)
     finite = finite[np.isfinite(finite)]
     if finite.size:
-        axis.set_ylim(finite.min() * 0.9, min(finite.max(), finite[0] * 2.5) * 1.05)
+        # From below, every recorded loss shows (the raw loss falls further
+        # than its moving average); from above, the smoothed curve sets the
+        # limit, so the raw loss's spikes as it diverges do not flatten it.
+        raw = np.asarray(result.losses, dtype=float)
+        raw = raw[np.isfinite(raw)]
+        lowest = min(finite.min(), raw.min()) if raw.size else finite.min()
+        axis.set_ylim(lowest * 0.95, min(finite.max(), finite[0] * 2.5) * 1.05)
     axis.set_xlabel("learning rate (log)")
     axis.set_ylabel("training loss")
     axis.set_title("LR range test")

@@ -504,3 +504,22 @@ def test_class_balance_keeps_its_legend_off_the_bars():
     assert [text.get_text() for text in legend.get_texts()] == ["train", "validation", "test"]
     assert legend.get_window_extent(renderer).x0 >= axis.get_window_extent(renderer).x1
     assert legend.get_window_extent(renderer).x1 <= fig.bbox.x1 + 1
+
+
+def test_lr_range_test_shows_the_raw_loss_below_its_smoothed_curve_and_not_its_divergence():
+    from types import SimpleNamespace
+
+    rates = np.geomspace(1e-5, 10, 50)
+    smoothed = np.linspace(3.3, 2.2, 50)
+    smoothed[-5:] = [2.3, 2.5, 2.8, 3.2, 3.6]
+    raw = smoothed - 0.4  # the raw loss runs ahead of its moving average
+    raw[-1] = 1e4  # the last step diverges
+    raw[10] = np.nan
+    result = SimpleNamespace(learning_rates=rates, losses=raw, smoothed_losses=smoothed)
+    fig = plots.lr_range_test(result, chosen_base=0.01, chosen_max=0.04)
+    low, high = fig.axes[0].get_ylim()
+    assert low <= np.nanmin(raw[:-1]), "the lowest raw loss must be inside the plot"
+    assert high < 10, "a diverging raw loss must not set the upper limit"
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert "max LR = 0.04" in labels and "base LR = 0.01" in labels
+    plt.close(fig)

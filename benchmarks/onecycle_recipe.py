@@ -187,8 +187,14 @@ def choose_over_seeds(arms: list[dict]) -> dict:
         if seeds is not None and arm_seeds != seeds:
             raise ValueError(f"The arms ran different seeds. Received: {seeds} and {arm_seeds}")
         seeds = arm_seeds
-    means = [sum(row["final_val_accuracy"] for row in arm["runs"]) / len(arm["runs"]) for arm in arms]
+    means = [_mean_final_val(arm["runs"]) for arm in arms]
     return arms[means.index(max(means))]
+
+
+def _mean_final_val(runs: list[dict]) -> float | None:
+    """The mean final validation accuracy of some run summaries; None when one has none."""
+    values = [row["final_val_accuracy"] for row in runs]
+    return None if None in values or not values else sum(values) / len(values)
 
 
 def comparison(cli_records: list[dict], handwritten: list[dict]) -> dict:
@@ -279,22 +285,22 @@ def main(argv=None) -> int:
         fall = choose(falls)
         fall_options = (pair + _shape_options(fall["schedule_options"])
                         + (["--nesterov"] if fall["nesterov"] else []))
+        # The peak and rise steps set the rate themselves: their --lr replaces a
+        # --cli-option=--lr=... (the plumbing test's fixed rate).
+        extra_without_rate = [option for option in extra if not option.startswith("--lr=")]
         peaks = []
         for factor in PEAK_FACTORS:
             if factor == 1:
                 row = dict(fall)
             else:
                 peak = fall["peak_learning_rate"] * factor
-                # This step's --lr replaces a --cli-option=--lr=... (the plumbing test's fixed rate).
-                peak_extra = [option for option in extra if not option.startswith("--lr=")]
-                row = summarise(_run_cli(fall_options + ["--lr", repr(peak)], args.data_dir, peak_extra))
+                row = summarise(_run_cli(fall_options + ["--lr", repr(peak)], args.data_dir, extra_without_rate))
             peaks.append({"peak_factor": factor, **row})
         best_peak = choose(peaks)
         # The rise step: every comparison seed, the chosen factor on each seed's own reading
         # (--peak-factor); with a fixed --cli-option=--lr=R (the plumbing test's rate), R times the factor.
         factor = float(best_peak["peak_factor"])
         fixed_rates = [float(option.split("=", 1)[1]) for option in extra if option.startswith("--lr=")]
-        seed_extra = [option for option in extra if not option.startswith("--lr=")]
         factor_option = (["--lr", repr(fixed_rates[-1] * factor)] if fixed_rates
                          else ["--peak-factor", repr(factor)])
 
@@ -304,11 +310,10 @@ def main(argv=None) -> int:
             runs = [summarise(_run_cli(["--weight-decay", repr(chosen["weight_decay"]), "--label-smoothing",
                                         repr(chosen["label_smoothing"]), "--seed", str(seed), "--no-recipe"]
                                        + _shape_options(options) + (["--nesterov"] if fall["nesterov"] else [])
-                                       + factor_option, args.data_dir, seed_extra))
+                                       + factor_option, args.data_dir, extra_without_rate))
                     for seed in args.seeds]
-            values = [row["final_val_accuracy"] for row in runs]
             rises.append({"rise": dict(rise), "schedule_options": options, "nesterov": fall["nesterov"], "runs": runs,
-                          "mean_final_val_accuracy": sum(values) / len(values) if None not in values else None})
+                          "mean_final_val_accuracy": _mean_final_val(runs)})
         best_rise = choose_over_seeds(rises)
         output["grid"] = rows
         output["shapes"] = shapes
